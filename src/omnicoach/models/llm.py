@@ -1,0 +1,273 @@
+"""The chat engine: a causal LM with its chat template, streamed generation and a
+context-length guard.
+
+Generation is a plain decode loop over the model's KV cache, written out rather than hidden
+in ``model.generate`` because the server needs what generate makes awkward: text deltas as
+they appear, stop strings, and cancellation both when the consumer stops reading (closing
+the iterator) and from another thread (``cancel``).
+
+Context-length rule (when prompt + max_tokens exceed the context window): the oldest turns
+are dropped first — a user message together with the assistant replies that follow it —
+until the prompt fits. System messages and the latest message are never dropped; if they
+alone do not fit, the request fails with ContextLengthError.
+"""
+
+import random
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+import torch
+from transformers import DynamicCache
+
+from omnicoach.errors import ContextLengthError, InvalidRequestError, ModelFileError
+from omnicoach.models.text_stream import TextStream
+
+ROLES = ("system", "user", "assistant")
+
+
+@dataclass
+class SamplingParams:
+    max_tokens: int = 512
+    # Defaults follow the SmolLM2 model card (temperature 0.2, top_p 0.9).
+    temperature: float = 0.2  # 0 means greedy
+    top_p: float = 0.9
+    seed: int | None = None  # fixed seed => the same output for the same input
+    stop: Sequence[str] = ()
+    ignore_eos: bool = False  # keep going past the end-of-turn token (benchmarks only)
+
+    def validate(self) -> None:
+        if self.max_tokens < 1:
+            raise InvalidRequestError(f"max_tokens must be at least 1, got {self.max_tokens}")
+        if not 0 <= self.temperature <= 2:
+            raise InvalidRequestError(
+                f"temperature must be between 0 and 2, got {self.temperature}"
+            )
+        if not 0 < self.top_p <= 1:
+            raise InvalidRequestError(f"top_p must be in (0, 1], got {self.top_p}")
+        if len(self.stop) > 4:
+            raise InvalidRequestError(f"at most 4 stop strings are allowed, got {len(self.stop)}")
+
+
+@dataclass
+class Prompt:
+    """The tokenised prompt after the context-length guard has run."""
+
+    messages: list[dict]  # the messages actually used, system prompt included
+    token_ids: list[int]
+    dropped_messages: int  # how many old messages the guard removed
+
+
+@dataclass
+class Completion:
+    text: str
+    finish_reason: str
+    prompt_tokens: int
+    completion_tokens: int
+
+
+@dataclass
+class Generation:
+    """An iterator of text deltas; the counters and finish_reason are final once it ends.
+
+    finish_reason: "stop" (end-of-turn token or a stop string), "length" (max_tokens reached),
+    "cancelled" (cancel() was called), or None while running / when the consumer stopped
+    reading early.
+    """
+
+    prompt: Prompt
+    _deltas: Iterator[str]
+    _cancel: threading.Event = field(default_factory=threading.Event)
+    finish_reason: str | None = None
+    completion_tokens: int = 0
+
+    @property
+    def prompt_tokens(self) -> int:
+        return len(self.prompt.token_ids)
+
+    def __iter__(self) -> Iterator[str]:
+        return self._deltas
+
+    def cancel(self) -> None:
+        """Stop generating at the next token; safe to call from another thread."""
+        self._cancel.set()
+
+    def close(self) -> None:
+        """Stop now and release the KV cache (what a consumer that stops reading does)."""
+        self._deltas.close()
+
+
+class ChatLLM:
+    def __init__(
+        self,
+        tokenizer,
+        model,
+        name: str,
+        context_length: int = 2048,
+        default_system_prompt: str = "",
+    ):
+        self.tokenizer = tokenizer
+        self.model = model
+        self.name = name
+        model_limit = getattr(model.config, "max_position_embeddings", None) or context_length
+        self.context_length = min(context_length, model_limit)
+        self.default_system_prompt = default_system_prompt
+        if not getattr(tokenizer, "chat_template", None):
+            raise ModelFileError(
+                f"model {name} has no chat template, so it cannot be used for chat"
+            )
+        self.end_token_ids = _end_token_ids(tokenizer, model)
+
+    # --- prompt -------------------------------------------------------------------------
+
+    def render(self, messages: Sequence[dict]) -> str:
+        """The prompt text the model sees, with the assistant turn opened."""
+        return self.tokenizer.apply_chat_template(
+            list(messages), tokenize=False, add_generation_prompt=True
+        )
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def build_prompt(self, messages: Sequence[dict], max_tokens: int) -> Prompt:
+        """Validate, add the default system prompt, apply the context-length rule, tokenise."""
+        messages = _validated(messages)
+        if self.default_system_prompt and not any(m["role"] == "system" for m in messages):
+            messages.insert(0, {"role": "system", "content": self.default_system_prompt})
+
+        budget = self.context_length - max_tokens
+        if budget <= 0:
+            raise ContextLengthError(
+                f"max_tokens={max_tokens} leaves no room for the prompt in the "
+                f"{self.context_length}-token context window"
+            )
+        dropped = 0
+        token_ids = self._tokenize(messages)
+        while len(token_ids) > budget:
+            removed = _drop_oldest_turn(messages)
+            if not removed:
+                raise ContextLengthError(
+                    f"the system prompt and the last message need {len(token_ids)} tokens, but "
+                    f"only {budget} fit in the {self.context_length}-token context window with "
+                    f"max_tokens={max_tokens}; shorten the message or lower max_tokens"
+                )
+            dropped += removed
+            token_ids = self._tokenize(messages)
+        return Prompt(messages=messages, token_ids=token_ids, dropped_messages=dropped)
+
+    def _tokenize(self, messages: list[dict]) -> list[int]:
+        # The template already contains the special tokens; do not add a BOS twice.
+        return self.tokenizer(self.render(messages), add_special_tokens=False)["input_ids"]
+
+    # --- generation ---------------------------------------------------------------------
+
+    def stream(self, messages: Sequence[dict], params: SamplingParams | None = None) -> Generation:
+        """Start a generation; iterate the result for text deltas."""
+        params = params or SamplingParams()
+        params.validate()
+        prompt = self.build_prompt(messages, params.max_tokens)
+        generation = Generation(prompt=prompt, _deltas=iter(()))
+        generation._deltas = self._decode(generation, params)
+        return generation
+
+    def complete(
+        self, messages: Sequence[dict], params: SamplingParams | None = None
+    ) -> Completion:
+        generation = self.stream(messages, params)
+        text = "".join(generation)
+        return Completion(
+            text,
+            generation.finish_reason or "stop",
+            generation.prompt_tokens,
+            generation.completion_tokens,
+        )
+
+    @torch.inference_mode()
+    def _decode(self, gen: Generation, params: SamplingParams) -> Iterator[str]:
+        rng = torch.Generator().manual_seed(
+            params.seed if params.seed is not None else random.getrandbits(63)
+        )
+        text = TextStream(self.tokenizer, params.stop)
+        cache = DynamicCache()
+        input_ids = torch.tensor([gen.prompt.token_ids])
+        for _ in range(params.max_tokens):
+            if gen._cancel.is_set():
+                gen.finish_reason = "cancelled"
+                return
+            logits = self.model(input_ids=input_ids, past_key_values=cache, use_cache=True).logits[
+                0, -1
+            ]
+            token = _sample(logits, params.temperature, params.top_p, rng)
+            if token in self.end_token_ids and not params.ignore_eos:
+                gen.finish_reason = "stop"
+                break
+            gen.completion_tokens += 1
+            delta = text.push(token)
+            if delta:
+                yield delta  # a consumer that stops reading closes us right here
+            if text.stopped:
+                gen.finish_reason = "stop"
+                return
+            input_ids = torch.tensor([[token]])
+        else:
+            gen.finish_reason = "length"
+        if tail := text.flush():
+            yield tail
+
+
+def _sample(logits: torch.Tensor, temperature: float, top_p: float, rng: torch.Generator) -> int:
+    if temperature == 0:
+        return int(torch.argmax(logits))
+    probs = torch.softmax(logits.float() / temperature, dim=-1)
+    if top_p < 1.0:
+        sorted_probs, order = torch.sort(probs, descending=True)
+        # Keep the smallest set of tokens whose mass reaches top_p (always at least one).
+        outside = torch.cumsum(sorted_probs, dim=-1) - sorted_probs >= top_p
+        sorted_probs[outside] = 0.0
+        probs = torch.zeros_like(probs).scatter_(0, order, sorted_probs)
+    return int(torch.multinomial(probs, 1, generator=rng))
+
+
+def _end_token_ids(tokenizer, model) -> set[int]:
+    ids = set()
+    for source in (tokenizer.eos_token_id, getattr(model.generation_config, "eos_token_id", None)):
+        if isinstance(source, int):
+            ids.add(source)
+        elif source:
+            ids.update(source)
+    return ids
+
+
+def _validated(messages: Sequence[dict]) -> list[dict]:
+    if not messages:
+        raise InvalidRequestError("messages must contain at least one message")
+    checked = []
+    for i, message in enumerate(messages):
+        role, content = message.get("role"), message.get("content")
+        if role not in ROLES:
+            raise InvalidRequestError(
+                f"messages[{i}].role must be one of {', '.join(ROLES)}, got {role!r}"
+            )
+        if not isinstance(content, str):
+            raise InvalidRequestError(f"messages[{i}].content must be a string")
+        checked.append({"role": role, "content": content})
+    return checked
+
+
+def _drop_oldest_turn(messages: list[dict]) -> int:
+    """Remove the oldest user turn and the assistant replies after it, in place.
+
+    Never touches system messages or the last message. Returns how many were removed.
+    """
+    droppable = [i for i, m in enumerate(messages[:-1]) if m["role"] != "system"]
+    if not droppable:
+        return 0
+    to_drop = [droppable[0]]
+    # Replies that belonged to the dropped turn go with it, so history starts with a user turn.
+    for i in droppable[1:]:
+        if messages[i]["role"] != "assistant":
+            break
+        to_drop.append(i)
+    for i in reversed(to_drop):
+        del messages[i]
+    return len(to_drop)

