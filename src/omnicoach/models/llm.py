@@ -14,8 +14,8 @@ alone do not fit, the request fails with ContextLengthError.
 
 import random
 import threading
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 
 import torch
 from transformers import DynamicCache
@@ -66,7 +66,6 @@ class Completion:
     completion_tokens: int
 
 
-@dataclass
 class Generation:
     """An iterator of text deltas; the counters and finish_reason are final once it ends.
 
@@ -75,11 +74,12 @@ class Generation:
     reading early.
     """
 
-    prompt: Prompt
-    _deltas: Iterator[str]
-    _cancel: threading.Event = field(default_factory=threading.Event)
-    finish_reason: str | None = None
-    completion_tokens: int = 0
+    def __init__(self, prompt: Prompt, decode: Callable[["Generation"], Iterator[str]]):
+        self.prompt = prompt
+        self.finish_reason: str | None = None
+        self.completion_tokens = 0
+        self.cancel_requested = threading.Event()
+        self._deltas = decode(self)
 
     @property
     def prompt_tokens(self) -> int:
@@ -90,7 +90,7 @@ class Generation:
 
     def cancel(self) -> None:
         """Stop generating at the next token; safe to call from another thread."""
-        self._cancel.set()
+        self.cancel_requested.set()
 
     def close(self) -> None:
         """Stop now and release the KV cache (what a consumer that stops reading does)."""
@@ -166,9 +166,7 @@ class ChatLLM:
         params = params or SamplingParams()
         params.validate()
         prompt = self.build_prompt(messages, params.max_tokens)
-        generation = Generation(prompt=prompt, _deltas=iter(()))
-        generation._deltas = self._decode(generation, params)
-        return generation
+        return Generation(prompt, lambda generation: self._decode(generation, params))
 
     def complete(
         self, messages: Sequence[dict], params: SamplingParams | None = None
@@ -191,7 +189,7 @@ class ChatLLM:
         cache = DynamicCache()
         input_ids = torch.tensor([gen.prompt.token_ids])
         for _ in range(params.max_tokens):
-            if gen._cancel.is_set():
+            if gen.cancel_requested.is_set():
                 gen.finish_reason = "cancelled"
                 return
             logits = self.model(input_ids=input_ids, past_key_values=cache, use_cache=True).logits[
