@@ -117,6 +117,9 @@ def test_context_errors(llm):
         (QUESTION, SamplingParams(temperature=3), "temperature"),
         (QUESTION, SamplingParams(top_p=0), "top_p"),
         (QUESTION, SamplingParams(stop=["a", "b", "c", "d", "e"]), "stop strings"),
+        (QUESTION, SamplingParams(frequency_penalty=3), "frequency_penalty"),
+        (QUESTION, SamplingParams(presence_penalty=-3), "presence_penalty"),
+        (QUESTION, SamplingParams(repetition_penalty=0), "repetition_penalty"),
     ],
 )
 def test_invalid_requests(llm, messages, params, message):
@@ -161,3 +164,15 @@ def test_cancel_from_another_thread(llm):
     assert not worker.is_alive()
     assert generation.finish_reason == "cancelled"
     assert generation.completion_tokens < 200
+
+
+def test_repetition_penalties_reduce_repeated_tokens(llm):
+    def distinct_ratio(**penalties):
+        params = SamplingParams(temperature=0.0, max_tokens=80, ignore_eos=True, **penalties)
+        generation = llm.stream(QUESTION, params)
+        ids = llm.tokenizer("".join(generation), add_special_tokens=False)["input_ids"]
+        return len(set(ids)) / len(ids)
+
+    plain = distinct_ratio(repetition_penalty=1.0)
+    assert distinct_ratio(repetition_penalty=1.3) > plain
+    assert distinct_ratio(repetition_penalty=1.0, frequency_penalty=1.0) > plain

@@ -57,6 +57,7 @@ def chat(
     temperature: Annotated[float, typer.Option(help="0 = greedy (deterministic).")] = 0.2,
     top_p: Annotated[float, typer.Option(help="Nucleus sampling mass.")] = 0.9,
     seed: Annotated[int | None, typer.Option(help="Fix the sampling seed.")] = None,
+    repetition_penalty: Annotated[float, typer.Option(help="Above 1 discourages loops.")] = 1.1,
 ) -> None:
     """Stream an answer to QUESTION, or open a multi-turn terminal chat."""
     from omnicoach.models.llm import SamplingParams
@@ -69,6 +70,7 @@ def chat(
         temperature=temperature,
         top_p=top_p,
         seed=seed,
+        repetition_penalty=repetition_penalty,
     )
     system_turn = [{"role": "system", "content": system}] if system else []
 

@@ -8,7 +8,7 @@ import os
 import torch
 
 # Chosen by measurement (benchmarks/llm_decode.py on the 2-core reference machine, README):
-# decode 24.3 tok/s at 1 thread vs 22.9 at 2; prompt 233 vs 282 tok/s. Decoding dominates an
+# decode 23.7 tok/s at 1 thread vs 19.0 at 2; prompt 231 vs 290 tok/s. Decoding dominates an
 # answer's time, and one thread leaves the second core to the server and other models.
 # Override with OMNICOACH_THREADS.
 DEFAULT_THREADS = 1

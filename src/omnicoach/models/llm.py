@@ -34,6 +34,13 @@ class SamplingParams:
     top_p: float = 0.9
     seed: int | None = None  # fixed seed => the same output for the same input
     stop: Sequence[str] = ()
+    # Penalties on tokens already generated (not the prompt), so a small model stops looping.
+    # frequency/presence follow OpenAI (additive, -2..2); repetition follows HF/vLLM (>1 divides).
+    frequency_penalty: float = 0.0
+    presence_penalty: float = 0.0
+    # 1.1 by default: without it the bundled 135M model loops ("Downward Dog: Downward Dog: ..."),
+    # with it the same prompts give numbered steps (measured by hand, README).
+    repetition_penalty: float = 1.1
     ignore_eos: bool = False  # keep going past the end-of-turn token (benchmarks only)
 
     def validate(self) -> None:
@@ -45,6 +52,15 @@ class SamplingParams:
             )
         if not 0 < self.top_p <= 1:
             raise InvalidRequestError(f"top_p must be in (0, 1], got {self.top_p}")
+        for name in ("frequency_penalty", "presence_penalty"):
+            if not -2 <= getattr(self, name) <= 2:
+                raise InvalidRequestError(
+                    f"{name} must be between -2 and 2, got {getattr(self, name)}"
+                )
+        if not 0 < self.repetition_penalty <= 2:
+            raise InvalidRequestError(
+                f"repetition_penalty must be in (0, 2], got {self.repetition_penalty}"
+            )
         if len(self.stop) > 4:
             raise InvalidRequestError(f"at most 4 stop strings are allowed, got {len(self.stop)}")
 
@@ -195,6 +211,7 @@ class ChatLLM:
             logits = self.model(input_ids=input_ids, past_key_values=cache, use_cache=True).logits[
                 0, -1
             ]
+            logits = _penalised(logits, text.token_ids, params)
             token = _sample(logits, params.temperature, params.top_p, rng)
             if token in self.end_token_ids and not params.ignore_eos:
                 gen.finish_reason = "stop"
@@ -211,6 +228,22 @@ class ChatLLM:
             gen.finish_reason = "length"
         if tail := text.flush():
             yield tail
+
+
+def _penalised(logits: torch.Tensor, generated: list[int], params: SamplingParams) -> torch.Tensor:
+    if not generated or (
+        params.frequency_penalty == params.presence_penalty == 0 and params.repetition_penalty == 1
+    ):
+        return logits
+    tokens, counts = torch.unique(torch.tensor(generated), return_counts=True)
+    logits = logits.clone()
+    seen = logits[tokens]
+    if params.repetition_penalty != 1:
+        p = params.repetition_penalty
+        seen = torch.where(seen > 0, seen / p, seen * p)
+    seen = seen - params.frequency_penalty * counts - params.presence_penalty
+    logits[tokens] = seen
+    return logits
 
 
 def _sample(logits: torch.Tensor, temperature: float, top_p: float, rng: torch.Generator) -> int:

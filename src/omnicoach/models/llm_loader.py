@@ -6,6 +6,7 @@ every later start loads in about a second. The cache is written to a temporary d
 and renamed into place, so an interrupted conversion never leaves a half-written cache.
 """
 
+import contextlib
 import hashlib
 import logging
 import shutil
@@ -15,6 +16,7 @@ from pathlib import Path
 import torch
 import transformers
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel
+from transformers.utils import logging as hf_logging
 
 from omnicoach.errors import ModelFileError
 
@@ -61,7 +63,8 @@ def _load_gguf_cached(gguf_file: Path, cache_root: Path):
     cache = gguf_cache_dir(gguf_file, cache_root)
     if (cache / "config.json").is_file():
         try:
-            return _from_pretrained(cache)
+            with _quiet_progress():  # a ~1 s load needs no progress bar
+                return _from_pretrained(cache)
         except ModelFileError as exc:
             # The cache is derived data: rebuild it rather than make the user delete it.
             log.warning(
@@ -85,6 +88,17 @@ def _load_gguf_cached(gguf_file: Path, cache_root: Path):
         # Serving still works from the in-memory model; only the next start is slower.
         log.warning("could not write the model cache %s: %s", cache, exc)
     return tokenizer, model
+
+
+@contextlib.contextmanager
+def _quiet_progress():
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()
 
 
 def _first_line(exc: BaseException) -> str:
