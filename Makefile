@@ -13,7 +13,7 @@ STAMP := $(VENV)/.installed-$(DEPS_HASH)
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: setup run test lint format bench clean
+.PHONY: setup run chat test lint format bench clean
 
 setup: $(STAMP)
 
@@ -30,6 +30,9 @@ $(STAMP): $(DEP_FILES)
 	touch $@
 
 run: setup
+	$(VENV)/bin/omnicoach serve
+
+chat: setup
 	$(VENV)/bin/omnicoach chat
 
 test: setup lint

@@ -127,6 +127,22 @@ def _answer(llm, messages: list[dict], params, prefix: str = "") -> str:
     return "".join(parts)
 
 
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
+) -> None:
+    """Start the HTTP server (OpenAI-compatible API; docs at /docs)."""
+    import uvicorn
+
+    from omnicoach.server import create_app
+
+    overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
+    settings = load_settings(**overrides)
+    err.print(f"omnicoach: [bold]http://{settings.host}:{settings.port}[/] (API docs at /docs)")
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+
+
 @app.command("models")
 def list_models() -> None:
     """List every model: name, role, source, size on disk, licence, loaded or not."""

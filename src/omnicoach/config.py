@@ -53,6 +53,16 @@ class Settings(BaseSettings):
     default_max_tokens: int = Field(default=512, ge=1)
     models: list[ModelOverride] = []
 
+    # Server (omnicoach serve)
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    # Generations that run at once (each on its own thread), and how many more may wait;
+    # past that the API answers 503 with Retry-After.
+    max_concurrent_generations: int = Field(default=2, ge=1)
+    max_waiting_generations: int = Field(default=32, ge=0)
+    retry_after_seconds: int = Field(default=5, ge=1)
+    max_request_bytes: int = Field(default=25 * 1024 * 1024, ge=1024)
+
     @field_validator("models")
     @classmethod
     def _unique_names(cls, models: list[ModelOverride]) -> list[ModelOverride]:

@@ -1,0 +1,223 @@
+"""OpenAI-compatible routes: /v1/chat/completions, /v1/models, /v1/embeddings."""
+
+import base64
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator
+
+from fastapi import APIRouter, Request
+from fastapi.responses import StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from omnicoach.errors import OmnicoachError
+from omnicoach.models.llm import SamplingParams
+from omnicoach.server.errors import APIError, from_domain_error
+from omnicoach.server.openai_schemas import ChatCompletionRequest, ChatMessage, EmbeddingRequest
+
+router = APIRouter(prefix="/v1", tags=["OpenAI-compatible"])
+
+
+@router.get("/models")
+def list_models(request: Request) -> dict:
+    registry = request.app.state.registry
+    return {"object": "list", "data": [_model_card(registry, spec) for spec in registry.specs()]}
+
+
+@router.get("/models/{model_id}")
+def get_model(model_id: str, request: Request) -> dict:
+    registry = request.app.state.registry
+    return _model_card(registry, registry.spec(model_id))
+
+
+def _model_card(registry, spec) -> dict:
+    return {
+        "id": spec.name,
+        "object": "model",
+        "created": 0,
+        "owned_by": "omnicoach",
+        # Extensions: what the model is for and whether it is in memory.
+        "role": spec.role,
+        "licence": spec.licence,
+        "loaded": registry.is_loaded(spec.name),
+    }
+
+
+@router.post("/chat/completions")
+async def chat_completions(body: ChatCompletionRequest, request: Request):
+    _refuse_unsupported(body)
+    messages = [_plain_message(m, i) for i, m in enumerate(body.messages)]
+    params = _sampling_params(body, request.app.state.settings)
+    llm = await run_in_threadpool(request.app.state.registry.chat, body.model)
+    try:
+        generation = llm.stream(messages, params)  # validates and tokenises: errors are 400s
+    except OmnicoachError as exc:
+        raise from_domain_error(exc, param="messages") from exc
+
+    runner = request.app.state.runner
+    await runner.admit()
+    deltas = runner.start(generation)
+    completion_id = f"chatcmpl-{uuid.uuid4().hex}"
+    created = int(time.time())
+    if body.stream:
+        include_usage = bool(body.stream_options and body.stream_options.include_usage)
+        events = _sse_chunks(deltas, generation, completion_id, created, llm.name, include_usage)
+        return StreamingResponse(
+            events, media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
+        )
+
+    text = "".join([delta async for delta in deltas])
+    return {
+        "id": completion_id,
+        "object": "chat.completion",
+        "created": created,
+        "model": llm.name,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": text},
+                "finish_reason": generation.finish_reason,
+            }
+        ],
+        "usage": _usage(generation),
+    }
+
+
+async def _sse_chunks(
+    deltas, generation, completion_id, created, model, include_usage
+) -> AsyncIterator[str]:
+    def chunk(delta: dict, finish_reason=None, **extra) -> str:
+        body = {
+            "id": completion_id,
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": model,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}],
+            **extra,
+        }
+        return f"data: {json.dumps(body)}\n\n"
+
+    yield chunk({"role": "assistant", "content": ""})
+    try:
+        async for delta in deltas:
+            yield chunk({"content": delta})
+    except Exception as exc:  # headers are sent: report in-band, as OpenAI does
+        error = {
+            "error": {
+                "message": f"generation failed: {exc}",
+                "type": "server_error",
+                "param": None,
+                "code": None,
+            }
+        }
+        yield f"data: {json.dumps(error)}\n\n"
+        return
+    yield chunk({}, generation.finish_reason)
+    if include_usage:
+        usage = {
+            "id": completion_id,
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": model,
+            "choices": [],
+            "usage": _usage(generation),
+        }
+        yield f"data: {json.dumps(usage)}\n\n"
+    yield "data: [DONE]\n\n"
+
+
+def _usage(generation) -> dict:
+    return {
+        "prompt_tokens": generation.prompt_tokens,
+        "completion_tokens": generation.completion_tokens,
+        "total_tokens": generation.prompt_tokens + generation.completion_tokens,
+    }
+
+
+def _refuse_unsupported(body: ChatCompletionRequest) -> None:
+    if body.n > 1:
+        raise APIError(400, "n > 1 is not supported: ask for one choice per request", param="n")
+    if body.tools:
+        raise APIError(400, "tools (function calling) are not supported", param="tools")
+    if body.logprobs:
+        raise APIError(400, "logprobs are not supported", param="logprobs")
+
+
+def _plain_message(message: ChatMessage, index: int) -> dict:
+    """Our engine takes text: join text parts, refuse every other part rather than drop it."""
+    if message.role == "tool":
+        raise APIError(400, "tool messages are not supported", param=f"messages[{index}].role")
+    role = "system" if message.role == "developer" else message.role
+    content = message.content
+    if content is None:
+        raise APIError(400, "message content is missing", param=f"messages[{index}].content")
+    if isinstance(content, list):
+        texts = []
+        for j, part in enumerate(content):
+            if part.type != "text" or part.text is None:
+                raise APIError(
+                    400,
+                    f"content part type {part.type!r} is not supported yet; send text",
+                    param=f"messages[{index}].content[{j}]",
+                    code="unsupported_content_part",
+                )
+            texts.append(part.text)
+        content = "\n".join(texts)
+    return {"role": role, "content": content}
+
+
+def _sampling_params(body: ChatCompletionRequest, settings) -> SamplingParams:
+    defaults = SamplingParams()
+    stop = [body.stop] if isinstance(body.stop, str) else (body.stop or [])
+    params = SamplingParams(
+        max_tokens=body.max_completion_tokens or body.max_tokens or settings.default_max_tokens,
+        temperature=defaults.temperature if body.temperature is None else body.temperature,
+        top_p=defaults.top_p if body.top_p is None else body.top_p,
+        seed=body.seed,
+        stop=stop,
+        frequency_penalty=body.frequency_penalty or 0.0,
+        presence_penalty=body.presence_penalty or 0.0,
+        repetition_penalty=body.repetition_penalty or defaults.repetition_penalty,
+    )
+    try:
+        params.validate()
+    except OmnicoachError as exc:
+        raise from_domain_error(exc) from exc
+    return params
+
+
+@router.post("/embeddings")
+async def embeddings(body: EmbeddingRequest, request: Request) -> dict:
+    registry = request.app.state.registry
+    embedder = await run_in_threadpool(registry.embedder, body.model)
+    texts = [body.input] if isinstance(body.input, str) else body.input
+    if not texts or not all(isinstance(t, str) for t in texts):
+        raise APIError(
+            400,
+            "input must be a string or a non-empty list of strings (token arrays unsupported)",
+            param="input",
+        )
+    if any(not t for t in texts):
+        raise APIError(400, "input strings must not be empty", param="input")
+    if body.dimensions is not None and body.dimensions != embedder.dimension:
+        raise APIError(
+            400,
+            f"{embedder.name} has {embedder.dimension} dimensions; other sizes are not supported",
+            param="dimensions",
+        )
+    vectors = await run_in_threadpool(embedder.embed, texts)
+    tokens = sum(len(ids) for ids in embedder.model.tokenizer(texts)["input_ids"])
+    data = []
+    for i, vector in enumerate(vectors):
+        value = (
+            base64.b64encode(vector.tobytes()).decode()
+            if body.encoding_format == "base64"
+            else vector.tolist()
+        )
+        data.append({"object": "embedding", "index": i, "embedding": value})
+    return {
+        "object": "list",
+        "data": data,
+        "model": embedder.name,
+        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+    }
