@@ -1,5 +1,6 @@
 """Shared fixtures: the real bundled models, each loaded once per test session."""
 
+import os
 from pathlib import Path
 
 import pytest
@@ -38,8 +39,6 @@ def embedder(registry):
 @pytest.fixture(autouse=True)
 def _no_config_from_environment(monkeypatch):
     """Tests build their own settings; a developer's OMNICOACH_* variables must not leak in."""
-    import os
-
     for name in list(os.environ):
         if name.startswith("OMNICOACH_"):
             monkeypatch.delenv(name)
