@@ -12,6 +12,15 @@ from omnicoach.threads import apply_threads
 REPO = Path(__file__).resolve().parents[1]
 
 
+def subprocess_env(**settings) -> dict[str, str]:
+    """The environment for an omnicoach child process: none of the developer's OMNICOACH_*
+    variables, the shared ./var (model cache built once), plus the given settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OMNICOACH_")}
+    env["OMNICOACH_DATA_DIR"] = str(REPO / "var")
+    env.update({f"OMNICOACH_{k.upper()}": str(v) for k, v in settings.items()})
+    return env
+
+
 @pytest.fixture(scope="session")
 def settings():
     # The repository's ./var is shared with `make run`, so the dequantised model cache is

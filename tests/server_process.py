@@ -1,6 +1,5 @@
 """A real omnicoach server in its own process on a free 127.0.0.1 port."""
 
-import os
 import socket
 import subprocess
 import sys
@@ -8,7 +7,7 @@ import time
 
 import httpx
 
-from tests.conftest import REPO
+from tests.conftest import REPO, subprocess_env
 
 
 def free_port() -> int:
@@ -21,13 +20,10 @@ class ServerProcess:
     def __init__(self, log_path, **settings):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("OMNICOACH_")}
-        env["OMNICOACH_DATA_DIR"] = str(REPO / "var")
-        env.update({f"OMNICOACH_{k.upper()}": str(v) for k, v in settings.items()})
         self.log = open(log_path, "w")  # noqa: SIM115 (kept open for the process's life)
         self.process = subprocess.Popen(
             [sys.executable, "-m", "omnicoach.cli", "serve", "--port", str(self.port)],
-            env=env,
+            env=subprocess_env(**settings),
             cwd=REPO,
             stdout=self.log,
             stderr=subprocess.STDOUT,

@@ -1,19 +1,17 @@
 """The `omnicoach` command as a user runs it: a real process, the real bundled model."""
 
-import os
 import subprocess
 import sys
 
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import REPO, subprocess_env
 
 pytestmark = pytest.mark.slow
 
 
 def omnicoach(*args, stdin=None, env=None):
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("OMNICOACH_")}
-    environment.update(OMNICOACH_DATA_DIR=str(REPO / "var"), **(env or {}))
+    environment = {**subprocess_env(), **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", "omnicoach.cli", *args],
         input=stdin,

@@ -185,6 +185,7 @@ def test_busy_server_answers_503_and_disconnects_free_their_slots(server):
             "less_than_equal",
         ),
         ({"messages": QUESTION}, 422, "model", "missing"),
+        ({"model": CHAT, "messages": QUESTION, "stop": list("abcde")}, 422, "stop", "value_error"),
         (
             {
                 "model": CHAT,

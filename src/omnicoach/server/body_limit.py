@@ -1,14 +1,13 @@
 """Reject request bodies over the size limit with 413 before they are read into memory.
 
-A pure ASGI middleware: it checks Content-Length up front and also counts the bytes of bodies
-sent without one (chunked), so neither kind can exceed the limit.
+A pure ASGI middleware: it checks Content-Length up front, and counts the bytes of bodies sent
+without one (chunked) as the app reads them, raising BodyTooLarge, which the app's HTTP error
+handler answers with the same OpenAI-shaped 413.
 """
-
-import json
 
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from omnicoach.server.errors import error_body
+from omnicoach.server.errors import APIError, error_response
 
 
 class BodySizeLimit:
@@ -21,10 +20,9 @@ class BodySizeLimit:
             return await self.app(scope, receive, send)
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            return await self._reject(send)
+            return await self._reject(scope, receive, send)
 
         received = 0
-        response_started = False
 
         async def limited_receive():
             nonlocal received
@@ -35,36 +33,12 @@ class BodySizeLimit:
                     raise BodyTooLarge(self.max_bytes)
             return message
 
-        async def tracking_send(message):
-            nonlocal response_started
-            response_started = response_started or message["type"] == "http.response.start"
-            await send(message)
+        await self.app(scope, limited_receive, send)
 
-        try:
-            await self.app(scope, limited_receive, tracking_send)
-        except BodyTooLarge:
-            if not response_started:
-                await self._reject(send)
-
-    async def _reject(self, send):
-        body = json.dumps(
-            error_body(
-                too_large_message(self.max_bytes),
-                "invalid_request_error",
-                code="request_too_large",
-            )
-        ).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+    async def _reject(self, scope, receive, send):
+        # Outside the app, so no exception handler runs here: answer directly.
+        error = APIError(413, too_large_message(self.max_bytes), code="request_too_large")
+        await error_response(error)(scope, receive, send)
 
 
 class BodyTooLarge(StarletteHTTPException):

@@ -6,7 +6,7 @@ route, never silently ignored when they would change the answer (n>1, tools, log
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class ContentPart(BaseModel):
@@ -47,6 +47,13 @@ class ChatCompletionRequest(BaseModel):
     repetition_penalty: float | None = Field(default=None, gt=0, le=2)
     tools: list[Any] | None = None
     logprobs: bool | None = None
+
+    @field_validator("stop")
+    @classmethod
+    def _at_most_four_stops(cls, stop):
+        if isinstance(stop, list) and len(stop) > 4:
+            raise ValueError(f"at most 4 stop strings are allowed, got {len(stop)}")
+        return stop
 
 
 class EmbeddingRequest(BaseModel):

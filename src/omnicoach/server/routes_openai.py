@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 
 from omnicoach.errors import OmnicoachError
 from omnicoach.models.llm import SamplingParams
-from omnicoach.server.errors import APIError, from_domain_error
+from omnicoach.server.errors import APIError, error_body, from_domain_error
 from omnicoach.server.openai_schemas import ChatCompletionRequest, ChatMessage, EmbeddingRequest
 
 router = APIRouter(prefix="/v1", tags=["OpenAI-compatible"])
@@ -86,43 +86,26 @@ async def chat_completions(body: ChatCompletionRequest, request: Request):
 async def _sse_chunks(
     deltas, generation, completion_id, created, model, include_usage
 ) -> AsyncIterator[str]:
-    def chunk(delta: dict, finish_reason=None, **extra) -> str:
-        body = {
-            "id": completion_id,
-            "object": "chat.completion.chunk",
-            "created": created,
-            "model": model,
-            "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}],
-            **extra,
-        }
+    def event(body: dict) -> str:
         return f"data: {json.dumps(body)}\n\n"
 
-    yield chunk({"role": "assistant", "content": ""})
+    def chunk(choices: list, **extra) -> str:
+        envelope = {"id": completion_id, "object": "chat.completion.chunk", "created": created}
+        return event({**envelope, "model": model, "choices": choices, **extra})
+
+    def choice(delta: dict, finish_reason=None) -> list:
+        return [{"index": 0, "delta": delta, "finish_reason": finish_reason}]
+
+    yield chunk(choice({"role": "assistant", "content": ""}))
     try:
         async for delta in deltas:
-            yield chunk({"content": delta})
+            yield chunk(choice({"content": delta}))
     except Exception as exc:  # headers are sent: report in-band, as OpenAI does
-        error = {
-            "error": {
-                "message": f"generation failed: {exc}",
-                "type": "server_error",
-                "param": None,
-                "code": None,
-            }
-        }
-        yield f"data: {json.dumps(error)}\n\n"
+        yield event(error_body(f"generation failed: {exc}", "server_error"))
         return
-    yield chunk({}, generation.finish_reason)
+    yield chunk(choice({}, generation.finish_reason))
     if include_usage:
-        usage = {
-            "id": completion_id,
-            "object": "chat.completion.chunk",
-            "created": created,
-            "model": model,
-            "choices": [],
-            "usage": _usage(generation),
-        }
-        yield f"data: {json.dumps(usage)}\n\n"
+        yield chunk([], usage=_usage(generation))
     yield "data: [DONE]\n\n"
 
 
@@ -167,9 +150,10 @@ def _plain_message(message: ChatMessage, index: int) -> dict:
 
 
 def _sampling_params(body: ChatCompletionRequest, settings) -> SamplingParams:
+    # Ranges were checked by the schema (422 naming the field); the engine checks them again.
     defaults = SamplingParams()
     stop = [body.stop] if isinstance(body.stop, str) else (body.stop or [])
-    params = SamplingParams(
+    return SamplingParams(
         max_tokens=body.max_completion_tokens or body.max_tokens or settings.default_max_tokens,
         temperature=defaults.temperature if body.temperature is None else body.temperature,
         top_p=defaults.top_p if body.top_p is None else body.top_p,
@@ -179,11 +163,6 @@ def _sampling_params(body: ChatCompletionRequest, settings) -> SamplingParams:
         presence_penalty=body.presence_penalty or 0.0,
         repetition_penalty=body.repetition_penalty or defaults.repetition_penalty,
     )
-    try:
-        params.validate()
-    except OmnicoachError as exc:
-        raise from_domain_error(exc) from exc
-    return params
 
 
 @router.post("/embeddings")
