@@ -14,9 +14,11 @@ REPO = Path(__file__).resolve().parents[1]
 
 def subprocess_env(**settings) -> dict[str, str]:
     """The environment for an omnicoach child process: none of the developer's OMNICOACH_*
-    variables, the shared ./var (model cache built once), plus the given settings."""
+    variables, the data dir ./var unless `data_dir` is given, the model cache of ./var
+    (built once per machine) always, plus the given settings."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("OMNICOACH_")}
     env["OMNICOACH_DATA_DIR"] = str(REPO / "var")
+    env["OMNICOACH_MODEL_CACHE"] = str(REPO / "var" / "models")
     env.update({f"OMNICOACH_{k.upper()}": str(v) for k, v in settings.items()})
     return env
 

@@ -45,6 +45,8 @@ class ServerProcess:
         raise TimeoutError(f"server not ready after {timeout} s; see {self.log.name}")
 
     def stop(self) -> None:
+        if self.log.closed:  # stopped already
+            return
         self.process.terminate()
         try:
             self.process.wait(30)

@@ -52,6 +52,8 @@ class Settings(BaseSettings):
     context_length: int = Field(default=2048, ge=64)
     default_max_tokens: int = Field(default=512, ge=1)
     models: list[ModelOverride] = []
+    # Converted model weights; default data_dir/models. Tests share one cache across data dirs.
+    model_cache: Path | None = None
 
     # Server (omnicoach serve)
     host: str = "127.0.0.1"
@@ -63,6 +65,18 @@ class Settings(BaseSettings):
     retry_after_seconds: int = Field(default=5, ge=1)
     max_request_bytes: int = Field(default=25 * 1024 * 1024, ge=1024)
 
+    # Storage. "" means SQLite under data_dir; any SQLAlchemy URL otherwise
+    # (e.g. postgresql+psycopg://user:pass@host/omnicoach).
+    database_url: str = ""
+    # Uploaded files larger than this are refused with 413.
+    max_upload_bytes: int = Field(default=20 * 1024 * 1024, ge=1)
+    # Background jobs: "" means a huey SQLite queue under data_dir; redis://host:port/db uses
+    # Redis (install the `redis` extra).
+    job_queue_url: str = ""
+    # API keys, comma-separated; each is a user. Keys made by `omnicoach keys create` live in
+    # the database instead. With no key anywhere, auth is off (everything is the local user).
+    api_keys: str = ""
+
     @field_validator("models")
     @classmethod
     def _unique_names(cls, models: list[ModelOverride]) -> list[ModelOverride]:
@@ -73,9 +87,27 @@ class Settings(BaseSettings):
         return models
 
     @property
+    def database(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'omnicoach.db').resolve()}"
+
+    @property
+    def files_dir(self) -> Path:
+        """Uploaded files, stored once per content hash."""
+        return self.data_dir / "files"
+
+    @property
+    def jobs_dir(self) -> Path:
+        """Each job's output artifacts, in a folder named after the job."""
+        return self.data_dir / "jobs"
+
+    @property
+    def env_api_keys(self) -> list[str]:
+        return [key.strip() for key in self.api_keys.split(",") if key.strip()]
+
+    @property
     def model_cache_dir(self) -> Path:
         """Where converted weights (e.g. the dequantised GGUF as safetensors) are kept."""
-        return self.data_dir / "models"
+        return self.model_cache or self.data_dir / "models"
 
     @classmethod
     def settings_customise_sources(

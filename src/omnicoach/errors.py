@@ -27,3 +27,23 @@ class InvalidRequestError(OmnicoachError):
 
 class ContextLengthError(InvalidRequestError):
     """The prompt cannot fit in the model's context window even after trimming."""
+
+
+class NotFoundError(OmnicoachError):
+    """A conversation, file or job that does not exist, or belongs to another user."""
+
+    def __init__(self, kind: str, id: str):
+        super().__init__(f"no {kind} with id {id!r}")
+        self.code = f"{kind}_not_found"
+
+
+class FileTooLargeError(InvalidRequestError):
+    """An upload over the configured size limit."""
+
+
+class UnsupportedFileTypeError(InvalidRequestError):
+    """An upload whose content is not a type omnicoach uses."""
+
+
+class StorageFullError(OmnicoachError):
+    """The disk is full: nothing was stored."""

@@ -2,23 +2,32 @@
 
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from starlette.concurrency import run_in_threadpool
 
 from omnicoach import __version__
 from omnicoach.config import Settings
+from omnicoach.db import Database
+from omnicoach.files import FileStore
 from omnicoach.models import ModelRegistry
-from omnicoach.server import routes_openai
+from omnicoach.server import routes_conversations, routes_files, routes_openai
+from omnicoach.server.auth import current_user
 from omnicoach.server.body_limit import BodySizeLimit
 from omnicoach.server.errors import install_error_handlers
 from omnicoach.server.generation_runner import GenerationRunner
 from omnicoach.threads import apply_threads
+from omnicoach.users import register_keys
 
 
 def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         apply_threads(settings.threads)
+        db = Database(settings.database)
+        await run_in_threadpool(db.migrate)
+        await run_in_threadpool(register_keys, db, settings.env_api_keys)
+        app.state.db = db
+        app.state.files = FileStore(settings)
         registry = ModelRegistry(settings)
         # Load the defaults before taking traffic, so the first request is not the slow one.
         await run_in_threadpool(registry.chat)
@@ -31,6 +40,7 @@ def create_app(settings: Settings) -> FastAPI:
         )
         yield
         app.state.runner.shutdown()
+        db.close()
 
     app = FastAPI(
         title="omnicoach",
@@ -40,7 +50,11 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.settings = settings
     install_error_handlers(app)
-    app.include_router(routes_openai.router)
+    # Every route but /health and the docs needs the caller's key while auth is on.
+    authenticated = [Depends(current_user)]
+    app.include_router(routes_openai.router, dependencies=authenticated)
+    app.include_router(routes_conversations.router, dependencies=authenticated)
+    app.include_router(routes_files.router, dependencies=authenticated)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
 
     @app.get("/health", tags=["service"])

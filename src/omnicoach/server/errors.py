@@ -6,10 +6,14 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from omnicoach.errors import (
+    FileTooLargeError,
     InvalidRequestError,
     ModelFileError,
+    NotFoundError,
     OmnicoachError,
+    StorageFullError,
     UnknownModelError,
+    UnsupportedFileTypeError,
 )
 
 
@@ -56,6 +60,14 @@ def error_response(error: APIError) -> JSONResponse:
 def from_domain_error(exc: OmnicoachError, param: str | None = None) -> APIError:
     if isinstance(exc, UnknownModelError):
         return APIError(404, str(exc), param=param or "model", code="model_not_found")
+    if isinstance(exc, FileTooLargeError):
+        return APIError(413, str(exc), param=param or "file", code="file_too_large")
+    if isinstance(exc, UnsupportedFileTypeError):
+        return APIError(415, str(exc), param=param or "file", code="unsupported_file_type")
+    if isinstance(exc, StorageFullError):
+        return APIError(507, str(exc), type="server_error", code="insufficient_storage")
+    if isinstance(exc, NotFoundError):
+        return APIError(404, str(exc), param=param, code=exc.code)
     if isinstance(exc, InvalidRequestError):
         return APIError(400, str(exc), param=param)
     if isinstance(exc, ModelFileError):

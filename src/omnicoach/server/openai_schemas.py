@@ -47,6 +47,9 @@ class ChatCompletionRequest(BaseModel):
     repetition_penalty: float | None = Field(default=None, gt=0, le=2)
     tools: list[Any] | None = None
     logprobs: bool | None = None
+    # Extension: a stored conversation (see /conversations). Its history is put before
+    # `messages`, and the new user turn and the answer are appended to it.
+    conversation_id: str | None = None
 
     @field_validator("stop")
     @classmethod

@@ -5,17 +5,21 @@ import json
 import time
 import uuid
 from collections.abc import AsyncIterator
+from typing import Annotated
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from omnicoach.errors import OmnicoachError
 from omnicoach.models.llm import SamplingParams
+from omnicoach.server.auth import current_user
+from omnicoach.server.conversation_turns import StoredConversation
 from omnicoach.server.errors import APIError, error_body, from_domain_error
 from omnicoach.server.openai_schemas import ChatCompletionRequest, ChatMessage, EmbeddingRequest
 
 router = APIRouter(prefix="/v1", tags=["OpenAI-compatible"])
+User = Annotated[str, Depends(current_user)]
 
 
 @router.get("/models")
@@ -44,9 +48,13 @@ def _model_card(registry, spec) -> dict:
 
 
 @router.post("/chat/completions")
-async def chat_completions(body: ChatCompletionRequest, request: Request):
+async def chat_completions(body: ChatCompletionRequest, request: Request, user: User):
     _refuse_unsupported(body)
     messages = [_plain_message(m, i) for i, m in enumerate(body.messages)]
+    conversation = None
+    if body.conversation_id is not None:
+        conversation = StoredConversation(request.app.state.db, user, body.conversation_id)
+        messages = await run_in_threadpool(conversation.with_history, messages)
     params = _sampling_params(body, request.app.state.settings)
     llm = await run_in_threadpool(request.app.state.registry.chat, body.model)
     try:
@@ -56,12 +64,24 @@ async def chat_completions(body: ChatCompletionRequest, request: Request):
 
     runner = request.app.state.runner
     await runner.admit()
+    if conversation is not None:
+        try:  # the question is stored before the answer starts, so it is never lost
+            await run_in_threadpool(conversation.save_question)
+        except BaseException:
+            runner.release()
+            raise
     deltas = runner.start(generation)
+    if conversation is not None:
+        deltas = conversation.recorded(deltas, llm.name)
     completion_id = f"chatcmpl-{uuid.uuid4().hex}"
     created = int(time.time())
+    # Extension: answers in a conversation name it.
+    extra = {"conversation_id": conversation.id} if conversation is not None else {}
     if body.stream:
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
-        events = _sse_chunks(deltas, generation, completion_id, created, llm.name, include_usage)
+        events = _sse_chunks(
+            deltas, generation, completion_id, created, llm.name, include_usage, extra
+        )
         return StreamingResponse(
             events, media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
         )
@@ -80,18 +100,19 @@ async def chat_completions(body: ChatCompletionRequest, request: Request):
             }
         ],
         "usage": _usage(generation),
+        **extra,
     }
 
 
 async def _sse_chunks(
-    deltas, generation, completion_id, created, model, include_usage
+    deltas, generation, completion_id, created, model, include_usage, extra
 ) -> AsyncIterator[str]:
     def event(body: dict) -> str:
         return f"data: {json.dumps(body)}\n\n"
 
-    def chunk(choices: list, **extra) -> str:
+    def chunk(choices: list, **more) -> str:
         envelope = {"id": completion_id, "object": "chat.completion.chunk", "created": created}
-        return event({**envelope, "model": model, "choices": choices, **extra})
+        return event({**envelope, "model": model, "choices": choices, **extra, **more})
 
     def choice(delta: dict, finish_reason=None) -> list:
         return [{"index": 0, "delta": delta, "finish_reason": finish_reason}]

@@ -1,0 +1,85 @@
+"""The database: one engine per process, migrated to the newest schema before use.
+
+SQLite (the default) runs in WAL mode so readers never wait for the writer, with a busy
+timeout so concurrent writers (server threads, the job worker) queue instead of failing.
+Sessions that write begin with ``BEGIN IMMEDIATE``: a transaction that read first and then
+tries to write can otherwise fail at once with "database is locked" when another process
+wrote in between, which no timeout cures.
+"""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+from omnicoach.db.schema import LOCAL_USER_ID, User
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+SQLITE_BUSY_TIMEOUT_S = 30
+
+
+def make_engine(url: str) -> Engine:
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return create_engine(url, pool_pre_ping=True)
+    if parsed.database and parsed.database != ":memory:":
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
+
+    @event.listens_for(engine, "connect")
+    def _configure(dbapi_connection, _record):
+        # We issue BEGIN ourselves (below), so the driver must not.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(connection):
+        mode = connection.get_execution_options().get("sqlite_begin", "DEFERRED")
+        connection.exec_driver_sql(f"BEGIN {mode}")
+
+    return engine
+
+
+class Database:
+    def __init__(self, url: str):
+        self.url = url
+        self.engine = make_engine(url)
+        self._reading = sessionmaker(self.engine, expire_on_commit=False)
+        writer = self.engine
+        if self.engine.dialect.name == "sqlite":
+            writer = self.engine.execution_options(sqlite_begin="IMMEDIATE")
+        self._writing = sessionmaker(writer, expire_on_commit=False)
+
+    def migrate(self) -> None:
+        """Bring the schema to the newest migration and make sure the local user exists."""
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS))
+        with self.engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+        with self.write() as session:
+            if session.get(User, LOCAL_USER_ID) is None:
+                session.add(User(id=LOCAL_USER_ID, name=LOCAL_USER_ID, key_hash=None))
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        with self._reading() as session:
+            yield session
+
+    @contextmanager
+    def write(self) -> Iterator[Session]:
+        """A session that commits when the block ends, or rolls everything back on error."""
+        with self._writing() as session, session.begin():
+            yield session
+
+    def close(self) -> None:
+        self.engine.dispose()

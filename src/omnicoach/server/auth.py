@@ -1,0 +1,29 @@
+"""Who is asking: the Bearer key's user, or the local user while auth is off."""
+
+from fastapi import Request
+
+from omnicoach.db.schema import LOCAL_USER_ID
+from omnicoach.server.errors import APIError
+from omnicoach.users import auth_enabled, user_for_key
+
+
+def current_user(request: Request) -> str:
+    """FastAPI dependency returning the caller's user id; 401 for a missing or wrong key."""
+    db = request.app.state.db
+    if not auth_enabled(db):
+        return LOCAL_USER_ID
+    scheme, _, key = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not key.strip():
+        raise _unauthorized("no API key given: send the header 'Authorization: Bearer <key>'")
+    user = user_for_key(db, key.strip())
+    if user is None:
+        raise _unauthorized(f"incorrect API key provided: {_masked(key.strip())}")
+    return user
+
+
+def _unauthorized(message: str) -> APIError:
+    return APIError(401, message, code="invalid_api_key", headers={"WWW-Authenticate": "Bearer"})
+
+
+def _masked(key: str) -> str:
+    return key[:3] + "…" + key[-4:] if len(key) > 10 else "…"

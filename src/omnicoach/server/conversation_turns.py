@@ -1,0 +1,64 @@
+"""Chatting into a stored conversation: history in, both new turns out.
+
+The user's new messages are saved before the answer starts; the answer is saved when it ends,
+also when it ends early (client gone, stopped, failed): then with status "incomplete" and
+whatever text was produced, so nothing the user saw is lost.
+"""
+
+import logging
+from collections.abc import AsyncIterator
+
+from omnicoach import conversations
+from omnicoach.db import Database
+from omnicoach.server.errors import APIError
+
+log = logging.getLogger(__name__)
+
+
+class StoredConversation:
+    def __init__(self, db: Database, user: str, conversation_id: str):
+        self.db, self.user, self.id = db, user, conversation_id
+        self.new_turns: list[dict] = []
+
+    def with_history(self, messages: list[dict]) -> list[dict]:
+        """The request's system messages, then the stored history, then the new turns.
+
+        System messages apply to this request only (they are not stored), so a client can
+        change its system prompt between turns.
+        """
+        history = conversations.messages(self.db, self.user, self.id)
+        system = [m for m in messages if m["role"] == "system"]
+        self.new_turns = [m for m in messages if m["role"] != "system"]
+        if not self.new_turns:
+            raise APIError(
+                400,
+                "with conversation_id, messages must hold the new user turn",
+                param="messages",
+            )
+        earlier = [{"role": m.role, "content": m.content} for m in history if m.content]
+        return system + earlier + self.new_turns
+
+    def save_question(self) -> None:
+        for turn in self.new_turns:
+            conversations.append(self.db, self.user, self.id, turn["role"], turn["content"])
+
+    async def recorded(self, deltas: AsyncIterator[str], model: str):
+        """Pass the deltas through, and store the answer once they end, however they end."""
+        parts: list[str] = []
+        finished = False
+        try:
+            async for delta in deltas:
+                parts.append(delta)
+                yield delta
+            finished = True
+        finally:
+            status = "complete" if finished else "incomplete"
+            self._save_answer("".join(parts), status, model)
+
+    def _save_answer(self, text: str, status: str, model: str) -> None:
+        try:
+            conversations.append(
+                self.db, self.user, self.id, "assistant", text, status=status, model=model
+            )
+        except Exception:  # e.g. deleted meanwhile; the client has its answer already
+            log.exception("could not store the answer in conversation %s", self.id)
