@@ -82,6 +82,22 @@ def test_conversation_lifecycle_and_chat_appends_both_turns(http, server):
     # Untitled conversations are named after their first question.
     assert http.get(f"/conversations/{cid}").json()["title"].startswith("My name is Rina")
 
+    # Regenerate: delete the last answer, then chat with no new message.
+    last = messages[3]["id"]
+    assert http.delete(f"/conversations/{cid}/messages/{last}").json()["deleted"] == 1
+    again = http.post(
+        "/v1/chat/completions",
+        json={"model": CHAT, "conversation_id": cid, "max_tokens": 12, "temperature": 0},
+    )
+    assert again.status_code == 200
+    regenerated = http.get(f"/conversations/{cid}/messages").json()["data"]
+    assert [m["role"] for m in regenerated] == ["user", "assistant", "user", "assistant"]
+    assert regenerated[3]["content"] == again.json()["choices"][0]["message"]["content"]
+    # Nothing to answer now: the conversation ends with an answer.
+    nothing = http.post("/v1/chat/completions", json={"model": CHAT, "conversation_id": cid})
+    assert nothing.status_code == 400 and nothing.json()["error"]["param"] == "messages"
+    assert http.post("/v1/chat/completions", json={"model": CHAT}).status_code == 422
+
     renamed = http.patch(f"/conversations/{cid}", json={"title": "Standing poses"})
     assert renamed.json()["title"] == "Standing poses"
     listed = http.get("/conversations").json()["data"]

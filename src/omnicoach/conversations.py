@@ -52,6 +52,19 @@ def delete(db: Database, user: str, conversation_id: str) -> None:
         session.delete(_owned(session, user, conversation_id))
 
 
+def truncate(db: Database, user: str, conversation_id: str, message_id: int) -> int:
+    """Delete the message and every later one (to edit or regenerate); returns how many."""
+    with db.write() as session:
+        conversation = _owned(session, user, conversation_id)
+        doomed = [m for m in conversation.messages if m.id >= message_id]
+        if not doomed or doomed[0].id != message_id:
+            raise NotFoundError("message", f"msg_{message_id}")
+        for message in doomed:
+            session.delete(message)
+        conversation.updated_at = time.time()
+    return len(doomed)
+
+
 def append(
     db: Database,
     user: str,

@@ -23,16 +23,20 @@ class StoredConversation:
     def with_history(self, messages: list[dict]) -> list[dict]:
         """The request's system messages, then the stored history, then the new turns.
 
+        With no new turn, the conversation must end with a user message: it is answered
+        again (regenerate after deleting the old answer).
+
         System messages apply to this request only (they are not stored), so a client can
         change its system prompt between turns.
         """
         history = conversations.messages(self.db, self.user, self.id)
         system = [m for m in messages if m["role"] == "system"]
         self.new_turns = [m for m in messages if m["role"] != "system"]
-        if not self.new_turns:
+        # No new turn: answer the stored last question again (regenerate).
+        if not self.new_turns and (not history or history[-1].role != "user"):
             raise APIError(
                 400,
-                "with conversation_id, messages must hold the new user turn",
+                "messages holds no new user turn and the conversation does not end with one",
                 param="messages",
             )
         earlier = [{"role": m.role, "content": m.content} for m in history if m.content]

@@ -6,7 +6,8 @@ route, never silently ignored when they would change the answer (n>1, tools, log
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
 
 
 class ContentPart(BaseModel):
@@ -31,7 +32,11 @@ class ChatCompletionRequest(BaseModel):
     model_config = ConfigDict(extra="allow")  # e.g. "user", "metadata": harmless to ignore
 
     model: str
-    messages: list[ChatMessage] = Field(min_length=1)
+    # Extension: a stored conversation (see /conversations). Its history is put before
+    # `messages`, and the new user turn and the answer are appended to it. With it,
+    # `messages` may hold only system messages, or none, to answer the last turn again.
+    conversation_id: str | None = None
+    messages: list[ChatMessage] = Field(default_factory=list, validate_default=True)
     stream: bool = False
     stream_options: StreamOptions | None = None
     max_tokens: int | None = Field(default=None, ge=1)
@@ -47,9 +52,13 @@ class ChatCompletionRequest(BaseModel):
     repetition_penalty: float | None = Field(default=None, gt=0, le=2)
     tools: list[Any] | None = None
     logprobs: bool | None = None
-    # Extension: a stored conversation (see /conversations). Its history is put before
-    # `messages`, and the new user turn and the answer are appended to it.
-    conversation_id: str | None = None
+
+    @field_validator("messages")
+    @classmethod
+    def _messages_unless_in_a_conversation(cls, messages, info: ValidationInfo):
+        if not messages and info.data.get("conversation_id") is None:
+            raise PydanticCustomError("too_short", "at least one message is required")
+        return messages
 
     @field_validator("stop")
     @classmethod

@@ -8,6 +8,7 @@ from pydantic import BaseModel, Field
 
 from omnicoach import conversations
 from omnicoach.db.schema import Conversation, Message
+from omnicoach.errors import NotFoundError
 from omnicoach.server.auth import current_user
 from omnicoach.server.pagination import cursor_page
 
@@ -85,3 +86,14 @@ def delete_conversation(conversation_id: str, request: Request, user: User) -> d
 def list_messages(conversation_id: str, request: Request, user: User) -> dict:
     found = conversations.messages(request.app.state.db, user, conversation_id)
     return {"object": "list", "data": [message_object(m) for m in found]}
+
+
+@router.delete("/{conversation_id}/messages/{message_id}")
+def delete_messages_from(conversation_id: str, message_id: str, request: Request, user: User):
+    """Delete this message and all after it: to regenerate an answer, delete it, then chat
+    with the conversation and no new message."""
+    number = message_id.removeprefix("msg_")
+    if not number.isdigit():
+        raise NotFoundError("message", message_id)
+    deleted = conversations.truncate(request.app.state.db, user, conversation_id, int(number))
+    return {"id": message_id, "object": "conversation.message.deleted", "deleted": deleted}
