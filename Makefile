@@ -30,7 +30,7 @@ $(STAMP): $(DEP_FILES)
 	touch $@
 
 run: setup
-	$(VENV)/bin/omnicoach serve
+	$(VENV)/bin/omnicoach serve --worker
 
 chat: setup
 	$(VENV)/bin/omnicoach chat

@@ -4,8 +4,12 @@ Errors a user can fix (unknown model, missing or corrupt model file, bad setting
 line on stderr and exit with status 2; `--debug` adds the traceback.
 """
 
+import contextlib
 import logging
+import signal
+import subprocess
 import sys
+import time
 import traceback
 from typing import Annotated
 
@@ -25,6 +29,7 @@ app = typer.Typer(
 )
 err = Console(stderr=True)
 _debug = False
+WORKER_STOP_S = 10  # how long `serve --worker` waits for its worker to exit
 
 
 @app.callback()
@@ -34,6 +39,8 @@ def _global_options(
     global _debug
     _debug = debug
     logging.basicConfig(level=logging.DEBUG if debug else logging.INFO, format="%(message)s")
+    # Alembic narrates every migration check at INFO; only its warnings matter to a user.
+    logging.getLogger("alembic").setLevel(logging.DEBUG if debug else logging.WARNING)
 
 
 def _registry() -> tuple[Settings, ModelRegistry]:
@@ -131,6 +138,9 @@ def _answer(llm, messages: list[dict], params, prefix: str = "") -> str:
 def serve(
     host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
     port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
+    worker: Annotated[
+        bool, typer.Option("--worker/--no-worker", help="Also run a job worker (child process).")
+    ] = False,
 ) -> None:
     """Start the HTTP server (OpenAI-compatible API; docs at /docs)."""
     import uvicorn
@@ -140,7 +150,45 @@ def serve(
     overrides = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
     settings = load_settings(**overrides)
     err.print(f"omnicoach: [bold]http://{settings.host}:{settings.port}[/] (API docs at /docs)")
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+    with _child_worker(settings) if worker else contextlib.nullcontext():
+        uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+
+
+@contextlib.contextmanager
+def _child_worker(settings: Settings):
+    """`omnicoach worker` in a child process (same environment) while the server runs."""
+    from omnicoach.db import Database
+
+    # Migrated before either process starts: two migrations of a new database at once would
+    # both try to create the tables.
+    db = Database(settings.database)
+    db.migrate()
+    db.close()
+    child = subprocess.Popen(
+        [sys.executable, "-m", "omnicoach.cli", *(["--debug"] if _debug else []), "worker"]
+    )
+    # uvicorn shuts down on SIGTERM, then raises the signal again to exit with it; as
+    # SystemExit rather than the default (die on the spot) it reaches the finally below.
+    previous = signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        child.terminate()  # SIGTERM: a running job is marked interrupted
+        try:
+            child.wait(WORKER_STOP_S)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+
+
+@app.command()
+def worker() -> None:
+    """Run queued jobs until stopped: SIGTERM stops at once (the running job fails as
+    interrupted), Ctrl-C lets the running job finish first (twice: at once)."""
+    from omnicoach.jobs.worker import run_worker
+
+    run_worker(load_settings())
 
 
 @app.command("models")
@@ -165,6 +213,48 @@ def list_models() -> None:
             "yes" if registry.is_loaded(spec.name) else "no",
         )
     Console().print(table)
+
+
+keys_app = typer.Typer(help="API keys: each key is a user with its own conversations, files, jobs.")
+app.add_typer(keys_app, name="keys")
+
+
+def _database():
+    from omnicoach.db import Database
+
+    db = Database(load_settings().database)
+    db.migrate()
+    return db
+
+
+@keys_app.command("create")
+def keys_create(name: Annotated[str, typer.Argument(help="A name for the key's user.")]) -> None:
+    """Create a user with a new key; turns auth on. The key is shown only this once."""
+    from omnicoach.users import create_key
+
+    key = create_key(_database(), name)
+    err.print(f"Created user [bold]{name}[/]. Its key (shown only now; it is stored hashed):")
+    print(key)
+
+
+@keys_app.command("list")
+def keys_list() -> None:
+    """List the users that have keys (configured keys show as key-<hash prefix>)."""
+    from omnicoach.users import list_users
+
+    table = Table("name", "created")
+    for user in list_users(_database()):
+        table.add_row(user.name, time.strftime("%Y-%m-%d %H:%M", time.localtime(user.created_at)))
+    Console().print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(name: Annotated[str, typer.Argument(help="The user to remove.")]) -> None:
+    """Delete a user, its key and everything it owns."""
+    from omnicoach.users import revoke
+
+    revoke(_database(), name)
+    err.print(f"Revoked {name}.")
 
 
 def _human_size(n: int) -> str:

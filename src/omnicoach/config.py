@@ -70,8 +70,8 @@ class Settings(BaseSettings):
     database_url: str = ""
     # Uploaded files larger than this are refused with 413.
     max_upload_bytes: int = Field(default=20 * 1024 * 1024, ge=1)
-    # Background jobs: "" means a huey SQLite queue under data_dir; redis://host:port/db uses
-    # Redis (install the `redis` extra).
+    # Background jobs: "" means a huey SQLite queue at data_dir/jobs-queue.db; a redis://,
+    # rediss:// or unix:// URL uses Redis (install the `redis` extra).
     job_queue_url: str = ""
     # API keys, comma-separated; each is a user. Keys made by `omnicoach keys create` live in
     # the database instead. With no key anywhere, auth is off (everything is the local user).

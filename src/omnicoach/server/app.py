@@ -9,8 +9,9 @@ from omnicoach import __version__
 from omnicoach.config import Settings
 from omnicoach.db import Database
 from omnicoach.files import FileStore
+from omnicoach.jobs.queue import JobQueue
 from omnicoach.models import ModelRegistry
-from omnicoach.server import routes_conversations, routes_files, routes_openai
+from omnicoach.server import routes_conversations, routes_files, routes_jobs, routes_openai
 from omnicoach.server.auth import current_user
 from omnicoach.server.body_limit import BodySizeLimit
 from omnicoach.server.errors import install_error_handlers
@@ -28,6 +29,7 @@ def create_app(settings: Settings) -> FastAPI:
         await run_in_threadpool(register_keys, db, settings.env_api_keys)
         app.state.db = db
         app.state.files = FileStore(settings)
+        app.state.job_queue = JobQueue(settings)
         registry = ModelRegistry(settings)
         # Load the defaults before taking traffic, so the first request is not the slow one.
         await run_in_threadpool(registry.chat)
@@ -55,6 +57,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(routes_openai.router, dependencies=authenticated)
     app.include_router(routes_conversations.router, dependencies=authenticated)
     app.include_router(routes_files.router, dependencies=authenticated)
+    app.include_router(routes_jobs.router, dependencies=authenticated)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
 
     @app.get("/health", tags=["service"])

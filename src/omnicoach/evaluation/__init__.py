@@ -1,0 +1,1 @@
+"""Metrics of models on data, shared by jobs, the CLI and training."""

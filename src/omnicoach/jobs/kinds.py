@@ -1,0 +1,42 @@
+"""The registry of job kinds: what POST /jobs accepts and what the worker can run.
+
+A kind is a params schema (validated when the job is created), an optional ``prepare`` that
+checks the params against the caller's world and fills in defaults, and a ``run`` function
+that does the work and returns the job's result (a JSON object).
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel
+
+from omnicoach.jobs import perplexity_job
+from omnicoach.jobs.context import JobContext, Submission
+
+
+def _as_given(params: BaseModel, _: Submission) -> BaseModel:
+    return params
+
+
+@dataclass(frozen=True)
+class JobKind:
+    name: str
+    description: str
+    params: type[BaseModel]
+    run: Callable[[JobContext, Any], dict[str, Any]]
+    prepare: Callable[[Any, Submission], BaseModel] = _as_given
+
+
+KINDS: dict[str, JobKind] = {
+    kind.name: kind
+    for kind in (
+        JobKind(
+            name="perplexity",
+            description="Perplexity of a chat model on an uploaded text file (sliding window).",
+            params=perplexity_job.PerplexityParams,
+            run=perplexity_job.run,
+            prepare=perplexity_job.prepare,
+        ),
+    )
+}
