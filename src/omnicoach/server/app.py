@@ -11,7 +11,13 @@ from omnicoach.db import Database
 from omnicoach.files import FileStore
 from omnicoach.jobs.queue import JobQueue
 from omnicoach.models import ModelRegistry
-from omnicoach.server import routes_conversations, routes_files, routes_jobs, routes_openai
+from omnicoach.server import (
+    routes_conversations,
+    routes_files,
+    routes_jobs,
+    routes_openai,
+    routes_web,
+)
 from omnicoach.server.auth import current_user
 from omnicoach.server.body_limit import BodySizeLimit
 from omnicoach.server.errors import install_error_handlers
@@ -58,6 +64,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(routes_conversations.router, dependencies=authenticated)
     app.include_router(routes_files.router, dependencies=authenticated)
     app.include_router(routes_jobs.router, dependencies=authenticated)
+    routes_web.mount_web(app)  # the chat page: no key needed; its API calls carry one
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
 
     @app.get("/health", tags=["service"])

@@ -1,0 +1,126 @@
+// Talking to the omnicoach server: JSON calls, and the streamed chat completion.
+// URLs are relative to the page, so the page also works behind a proxy's path prefix.
+
+/** An API failure, with what the page needs to explain it and offer a retry. */
+export class ApiError extends Error {
+  /**
+   * kind: "http" (the server answered with an error status), "network" (no answer at all),
+   * "cut" (the stream stopped before its end), "stream" (an error event inside the stream).
+   */
+  constructor(message, { kind = "http", status = 0, code = null, retryAfter = null } = {}) {
+    super(message);
+    this.name = "ApiError";
+    this.kind = kind;
+    this.status = status;
+    this.code = code;
+    this.retryAfter = retryAfter;
+  }
+}
+
+let apiKey = "";
+
+/** The Bearer key sent with every API call ("" sends none). */
+export function setApiKey(key) {
+  apiKey = (key || "").trim();
+}
+
+function headers(extra = {}) {
+  return apiKey ? { ...extra, Authorization: `Bearer ${apiKey}` } : extra;
+}
+
+// The server answers errors in OpenAI's shape: {"error": {"message", "type", "code"}}.
+async function errorFrom(response) {
+  let message = `${response.status} ${response.statusText}`.trim();
+  let code = null;
+  try {
+    const body = await response.json();
+    if (body && body.error && body.error.message) {
+      message = body.error.message;
+      code = body.error.code ?? null;
+    }
+  } catch {
+    // Not JSON (a proxy's error page, say): the status line is all we have.
+  }
+  const retryAfter = Number(response.headers.get("Retry-After")) || null;
+  return new ApiError(message, { status: response.status, code, retryAfter });
+}
+
+/** One JSON call; resolves to the parsed body, rejects with ApiError. */
+export async function api(method, path, body) {
+  const init = { method, headers: headers() };
+  if (body !== undefined) {
+    init.headers = headers({ "Content-Type": "application/json" });
+    init.body = JSON.stringify(body);
+  }
+  let response;
+  try {
+    response = await fetch(path, init);
+  } catch {
+    throw new ApiError("Could not reach the server.", { kind: "network" });
+  }
+  if (!response.ok) throw await errorFrom(response);
+  return response.json();
+}
+
+/**
+ * POST a streamed chat completion: onOpen() once the server accepts it (from then on it
+ * stores the question and the answer), then onDelta(text) for each piece of the answer.
+ * Resolves with the finish reason once "data: [DONE]" arrives. Aborting `signal` rejects
+ * with the browser's AbortError (the caller checks signal.aborted); everything else rejects
+ * with ApiError.
+ */
+export async function streamChat(body, { signal, onOpen = () => {}, onDelta }) {
+  let response;
+  try {
+    response = await fetch("v1/chat/completions", {
+      method: "POST",
+      headers: headers({ "Content-Type": "application/json", Accept: "text/event-stream" }),
+      body: JSON.stringify({ ...body, stream: true }),
+      signal,
+    });
+  } catch (error) {
+    if (signal.aborted) throw error;
+    throw new ApiError("Could not reach the server.", { kind: "network" });
+  }
+  if (!response.ok) throw await errorFrom(response);
+  onOpen();
+
+  const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+  let buffer = "";
+  let finishReason = null;
+  try {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buffer += value.replace(/\r\n?/g, "\n");
+      // Server-sent events end with a blank line; a partial event waits for the next read.
+      let end;
+      while ((end = buffer.indexOf("\n\n")) >= 0) {
+        const event = buffer.slice(0, end);
+        buffer = buffer.slice(end + 2);
+        const data = event
+          .split("\n")
+          .filter((line) => line.startsWith("data:"))
+          .map((line) => line.slice(5).trimStart())
+          .join("\n");
+        if (!data) continue;
+        if (data === "[DONE]") return finishReason;
+        const chunk = JSON.parse(data);
+        if (chunk.error) {
+          throw new ApiError(chunk.error.message || "The answer failed.", {
+            kind: "stream",
+            code: chunk.error.code ?? null,
+          });
+        }
+        const choice = chunk.choices && chunk.choices[0];
+        if (choice && choice.delta && choice.delta.content) onDelta(choice.delta.content);
+        if (choice && choice.finish_reason) finishReason = choice.finish_reason;
+      }
+    }
+  } catch (error) {
+    if (signal.aborted || error instanceof ApiError) throw error;
+    throw new ApiError("The connection was lost before the answer was finished.", { kind: "cut" });
+  }
+  // The body ended without [DONE]: the server or the network dropped us mid-answer.
+  throw new ApiError("The connection closed before the answer was finished.", { kind: "cut" });
+}

@@ -1,0 +1,810 @@
+// The chat page: a sidebar of stored conversations, the open conversation, and a composer.
+// The server is the source of truth: after every answer the page reads the conversation back,
+// so what it shows is what a reload would show. Plain ES modules, no framework, no build step.
+
+import { api, setApiKey, streamChat } from "./api.js";
+import { copyText, el, icon, iconButton } from "./dom.js";
+import { renderMarkdown } from "./markdown.js";
+import { applyTheme, loadSettings, saveSettings } from "./settings.js";
+
+const $ = (id) => document.getElementById(id);
+const ui = {
+  app: $("app"),
+  sidebar: $("sidebar"),
+  backdrop: $("backdrop"),
+  toggleSidebar: $("toggle-sidebar"),
+  closeSidebar: $("close-sidebar"),
+  newChat: $("new-chat"),
+  newChatTop: $("new-chat-top"),
+  list: $("conversation-list"),
+  historyEmpty: $("history-empty"),
+  title: $("chat-title"),
+  modelName: $("model-name"),
+  notice: $("notice"),
+  noticeText: $("notice-text"),
+  noticeAction: $("notice-action"),
+  noticeClose: $("notice-close"),
+  messages: $("messages"),
+  thread: $("thread"),
+  emptyState: $("empty-state"),
+  composer: $("composer"),
+  input: $("composer-input"),
+  send: $("send"),
+  stop: $("stop"),
+  settingsDialog: $("settings-dialog"),
+  settingsForm: $("settings-form"),
+  settingsCancel: $("settings-cancel"),
+  model: $("setting-model"),
+  temperature: $("setting-temperature"),
+  maxTokens: $("setting-max-tokens"),
+  system: $("setting-system"),
+  theme: $("setting-theme"),
+  apiKey: $("setting-api-key"),
+  confirmDialog: $("confirm-dialog"),
+  confirmForm: $("confirm-form"),
+  confirmText: $("confirm-text"),
+  confirmCancel: $("confirm-cancel"),
+  announcer: $("announcer"),
+};
+
+const narrow = window.matchMedia("(max-width: 767px)");
+
+const state = {
+  settings: loadSettings(),
+  models: [], // chat models from /v1/models
+  conversations: [], // most recently active first, as the API lists them
+  current: null, // the open conversation's id; null for a new chat not created yet
+  messages: [], // the open conversation's stored messages
+  pending: null, // {text}: a question sent but not (yet) known to be stored
+  live: null, // {content, status}: the answer being written, or one not read back yet
+  error: null, // {error, retry}: why the last action failed, shown in the conversation
+  stream: null, // {controller, cid, live}: the answer request in flight
+  loading: false, // a conversation is being opened
+};
+
+// ---------------------------------------------------------------- start
+
+function init() {
+  applyTheme(state.settings.theme);
+  setApiKey(state.settings.apiKey);
+  bindEvents();
+  setSidebar(!narrow.matches);
+  updateComposer();
+  renderModelName();
+  loadEverything();
+  openConversation(idFromHash());
+  if (!narrow.matches) ui.input.focus(); // on phones this would pop the keyboard up
+}
+
+function loadEverything() {
+  hideNotice();
+  loadModels().catch(startupProblem);
+  refreshConversations().catch(startupProblem);
+}
+
+// Before any chat: a missing key or an unreachable server is said once, above the chat.
+function startupProblem(error) {
+  if (error.status === 401) {
+    showNotice("This server needs an API key.", "Enter API key", () => openSettings(ui.apiKey));
+  } else if (error.kind === "network") {
+    showNotice("Could not reach the server.", "Try again", loadEverything);
+  } else {
+    showNotice(error.message);
+  }
+}
+
+async function loadModels() {
+  const body = await api("GET", "v1/models");
+  // "role" is omnicoach's extension; embedding models cannot chat.
+  state.models = body.data.filter((model) => !model.role || model.role === "chat");
+  renderModelName();
+}
+
+/** The model to ask: the saved choice if the server still has it, else the loaded default. */
+function currentModel() {
+  const names = state.models.map((model) => model.id);
+  if (names.includes(state.settings.model)) return state.settings.model;
+  const loaded = state.models.find((model) => model.loaded);
+  return (loaded || state.models[0] || {}).id || "";
+}
+
+function renderModelName() {
+  ui.modelName.textContent = currentModel();
+}
+
+async function refreshConversations() {
+  const body = await api("GET", "conversations?limit=100");
+  state.conversations = body.data;
+  renderSidebar();
+  renderTitle();
+}
+
+// ---------------------------------------------------------------- navigation
+
+function idFromHash() {
+  return decodeURIComponent(window.location.hash.slice(1)) || null;
+}
+
+/** Open a conversation (null: a new chat) and record it in the address bar. */
+function navigate(id) {
+  if (id !== idFromHash()) {
+    const url = id
+      ? `#${encodeURIComponent(id)}`
+      : window.location.pathname + window.location.search;
+    window.history.pushState(null, "", url);
+  }
+  openConversation(id);
+}
+
+async function openConversation(id) {
+  // One answer at a time: leaving a chat stops its answer (the server keeps what was written).
+  stopAnswer();
+  Object.assign(state, { current: id, messages: [], pending: null, live: null, error: null });
+  state.loading = Boolean(id);
+  renderSidebar();
+  renderThread();
+  if (narrow.matches) setSidebar(false);
+  if (!id) return;
+  try {
+    await sync();
+  } catch (error) {
+    if (state.current !== id) return;
+    if (error.status === 404) {
+      showNotice("That chat no longer exists.");
+      navigate(null);
+      return;
+    }
+    state.error = { error, retry: () => openConversation(id) };
+  } finally {
+    if (state.current === id) state.loading = false;
+  }
+  if (state.current !== id) return;
+  renderThread();
+  scrollToBottom();
+}
+
+/**
+ * Read the open conversation back from the server. expectAnswer: an answer was started, so
+ * wait (briefly) until it is stored: a stopped answer is saved just after the server notices
+ * the client left.
+ */
+async function sync({ expectAnswer = false } = {}) {
+  const cid = state.current;
+  if (!cid) return;
+  const knownBefore = state.messages.length;
+  let stored;
+  for (let attempt = 0; ; attempt++) {
+    stored = (await api("GET", `conversations/${encodeURIComponent(cid)}/messages`)).data;
+    if (state.current !== cid) return;
+    const last = stored[stored.length - 1];
+    if (!expectAnswer || (last && last.role === "assistant") || attempt >= 10) break;
+    await new Promise((resolve) => setTimeout(resolve, 150));
+  }
+  state.messages = stored;
+  // More messages than before: the question made it. Otherwise it stays shown as pending.
+  if (state.pending && stored.length > knownBefore) state.pending = null;
+  const last = stored[stored.length - 1];
+  if (state.live && !state.stream && last && last.role === "assistant") state.live = null;
+  renderThread();
+}
+
+// ---------------------------------------------------------------- chatting
+
+function send(text) {
+  if (state.stream || !text.trim()) return;
+  state.pending = { text };
+  state.error = null;
+  ui.input.value = "";
+  autosize();
+  renderThread();
+  scrollToBottom();
+  answer(text);
+}
+
+/**
+ * Ask for an answer: to `question`, or (null) to the conversation's last stored question.
+ * `prepare` runs first, once the page shows an answer is coming (regenerate deletes the old
+ * answer there); if it fails, Retry calls `retryPrepare`.
+ */
+async function answer(question, prepare = null, retryPrepare = null) {
+  const live = { content: "", status: "streaming" };
+  const turn = { controller: new AbortController(), cid: state.current, live };
+  Object.assign(state, { stream: turn, live, error: null });
+  let prepared = !prepare;
+  let accepted = false; // the server took the request: it stores the question and the answer
+  renderThread();
+  updateComposer();
+  announce("omnicoach is answering…");
+  try {
+    if (prepare) await prepare();
+    prepared = true;
+    if (!state.models.length) await loadModels();
+    if (!state.current) await createConversation(turn);
+    await streamChat(requestBody(question), {
+      signal: turn.controller.signal,
+      onOpen: () => {
+        accepted = true;
+        // The server names a new chat after its first question: show that name now.
+        if (!state.messages.length) refreshConversations().catch(() => {});
+      },
+      onDelta: (text) => {
+        live.content += text;
+        scheduleLiveRender();
+      },
+    });
+    live.status = "complete";
+    announce(live.content);
+  } catch (error) {
+    live.status = "incomplete";
+    if (turn.controller.signal.aborted) {
+      announce("Answer stopped.");
+    } else if (state.current === turn.cid) {
+      state.error = { error, retry: prepared ? retry : retryPrepare };
+    }
+  }
+  if (state.stream === turn) state.stream = null;
+  updateComposer();
+  refreshConversations().catch(() => {}); // new titles and order; failures are shown elsewhere
+  if (state.current !== turn.cid) return; // the user opened another chat meanwhile
+  if (!accepted) state.live = null; // nothing was stored and nothing arrived
+  renderThread();
+  if (!accepted && !state.current) return;
+  try {
+    await sync({ expectAnswer: accepted });
+  } catch {
+    // Keep showing what arrived; Retry reads the conversation again.
+  }
+}
+
+async function createConversation(turn) {
+  const conversation = await api("POST", "conversations", {});
+  state.conversations.unshift(conversation);
+  state.current = conversation.id;
+  turn.cid = conversation.id;
+  // replaceState: "back" should not return to an empty new chat.
+  window.history.replaceState(null, "", `#${encodeURIComponent(conversation.id)}`);
+  renderSidebar();
+  renderTitle();
+}
+
+function requestBody(question) {
+  const settings = state.settings;
+  const messages = [];
+  // The system prompt applies to this request only; the server does not store it.
+  if (settings.systemPrompt.trim())
+    messages.push({ role: "system", content: settings.systemPrompt });
+  if (question !== null) messages.push({ role: "user", content: question });
+  const body = { model: currentModel(), messages, conversation_id: state.current };
+  if (settings.temperature !== null) body.temperature = settings.temperature;
+  if (settings.maxTokens !== null) body.max_tokens = settings.maxTokens;
+  return body;
+}
+
+function stopAnswer() {
+  if (state.stream) state.stream.controller.abort();
+}
+
+/** Delete the last answer and ask for a new one to the same question. */
+function regenerate() {
+  const last = state.messages[state.messages.length - 1];
+  if (state.stream || !last || last.role !== "assistant") return;
+  const cid = state.current;
+  // The old answer leaves the view at once; it comes back if the server refuses to delete it.
+  state.messages = state.messages.slice(0, -1);
+  const deleteOld = async () => {
+    try {
+      await api("DELETE", `conversations/${encodeURIComponent(cid)}/messages/${last.id}`);
+    } catch (error) {
+      if (state.current === cid) state.messages = [...state.messages, last];
+      throw error;
+    }
+  };
+  return answer(null, deleteOld, regenerate);
+}
+
+/** After a failure: read the conversation back, then redo whatever did not happen. */
+async function retry() {
+  if (state.stream) return;
+  state.error = null;
+  renderThread();
+  try {
+    if (state.current) await sync();
+  } catch (error) {
+    state.error = { error, retry };
+    renderThread();
+    return;
+  }
+  const last = state.messages[state.messages.length - 1];
+  state.live = null;
+  if (state.pending) return answer(state.pending.text); // the question never arrived
+  if (last && last.role === "user") return answer(null); // asked, but no answer stored
+  if (last && last.role === "assistant" && last.status === "incomplete") return regenerate();
+  renderThread();
+}
+
+// ---------------------------------------------------------------- the conversation view
+
+function renderThread() {
+  const nodes = [];
+  const busy = Boolean(state.stream);
+  state.messages.forEach((message, index) => {
+    const last = index === state.messages.length - 1 && !state.pending && !state.live;
+    nodes.push(
+      message.role === "user" ? userNode(message.content) : assistantNode(message, last && !busy),
+    );
+  });
+  if (state.pending) nodes.push(userNode(state.pending.text, true));
+  if (state.live) nodes.push(assistantNode(state.live, false));
+  if (state.error) nodes.push(errorNode(state.error));
+  const last = state.messages[state.messages.length - 1];
+  if (last && last.role === "user" && !busy && !state.pending && !state.live && !state.error) {
+    // E.g. stopped before the first word, or the server went down mid-answer.
+    nodes.push(
+      el(
+        "div",
+        { class: "unanswered" },
+        el("span", {}, "This question has no answer yet."),
+        el(
+          "button",
+          { type: "button", class: "text-button", onclick: () => answer(null) },
+          "Answer it",
+        ),
+      ),
+    );
+  }
+  const focusWasInThread = ui.thread.contains(document.activeElement);
+  ui.thread.replaceChildren(...nodes);
+  // A button that had focus may be gone: keep keyboard users in the conversation.
+  if (focusWasInThread && !ui.thread.contains(document.activeElement)) ui.input.focus();
+  ui.emptyState.hidden = nodes.length > 0 || state.loading;
+  renderTitle();
+}
+
+function userNode(text, pending = false) {
+  return el(
+    "article",
+    { class: pending ? "message user pending" : "message user" },
+    el("h2", { class: "visually-hidden" }, "You said:"),
+    el("div", { class: "bubble" }, text),
+    el(
+      "div",
+      { class: "message-actions" },
+      copyButton(() => text, "Copy message"),
+    ),
+  );
+}
+
+function assistantNode(message, isLastStored) {
+  const streaming = message.status === "streaming";
+  const markdown = el("div", { class: "markdown" });
+  if (streaming && !message.content) {
+    markdown.append(
+      el("div", { class: "typing", "aria-hidden": "true" }, el("span"), el("span"), el("span")),
+    );
+  } else {
+    renderMarkdown(markdown, message.content);
+  }
+  const body = el(
+    "div",
+    { class: "message-body" },
+    el("h2", { class: "visually-hidden" }, "omnicoach said:"),
+    markdown,
+  );
+  if (message.status === "incomplete") {
+    body.append(el("p", { class: "status-note" }, "Stopped before the end."));
+  }
+  if (!streaming) {
+    const actions = el(
+      "div",
+      { class: "message-actions" },
+      copyButton(() => message.content, "Copy answer"),
+    );
+    if (isLastStored) actions.append(iconButton("retry", "Regenerate answer", regenerate));
+    body.append(actions);
+  }
+  // aria-busy: assistive technology waits for the whole answer (announced at the end).
+  return el(
+    "article",
+    {
+      class: streaming ? "message assistant streaming" : "message assistant",
+      "aria-busy": streaming ? "true" : null,
+    },
+    el("img", { class: "avatar", src: "static/icon.svg", alt: "" }),
+    body,
+  );
+}
+
+function errorNode({ error, retry: again }) {
+  const actions = el(
+    "div",
+    { class: "error-actions" },
+    el("button", { type: "button", class: "text-button", onclick: again }, icon("retry"), "Retry"),
+  );
+  if (error.status === 401) {
+    actions.append(
+      el(
+        "button",
+        { type: "button", class: "text-button", onclick: () => openSettings(ui.apiKey) },
+        "Enter API key",
+      ),
+    );
+  }
+  const [summary, detail] = describeError(error);
+  return el(
+    "article",
+    { class: "message error", role: "alert" },
+    icon("alert"),
+    el(
+      "div",
+      {},
+      el("p", {}, summary),
+      detail ? el("p", { class: "error-detail" }, detail) : null,
+      actions,
+    ),
+  );
+}
+
+/** [what happened, in the user's words; the server's own message, when it adds something] */
+function describeError(error) {
+  if (error.status === 401) {
+    return [
+      "This server needs an API key, or the one given is wrong. Enter it in Settings, then retry.",
+      error.message,
+    ];
+  }
+  if (error.status === 503) {
+    const wait = error.retryAfter ? ` Try again in ${error.retryAfter} s.` : "";
+    return [`The server is busy with other answers.${wait}`, error.message];
+  }
+  if (error.kind === "network") {
+    return [
+      "Could not reach the server. Check that it is running and that you are online, then retry.",
+      null,
+    ];
+  }
+  if (error.kind === "cut")
+    return [`${error.message} What arrived is kept; retry for a full answer.`, null];
+  return ["Something went wrong.", error.message];
+}
+
+function copyButton(getText, label) {
+  const button = iconButton("copy", label, async () => {
+    const copied = await copyText(getText());
+    announce(copied ? "Copied." : "Could not copy.");
+    if (!copied) return;
+    button.replaceChildren(icon("check"));
+    setTimeout(() => button.replaceChildren(icon("copy")), 1500);
+  });
+  return button;
+}
+
+// While streaming, only the answer being written is re-rendered, at most once a frame.
+let liveFrame = 0;
+function scheduleLiveRender() {
+  if (!liveFrame) liveFrame = requestAnimationFrame(renderLive);
+}
+
+function renderLive() {
+  liveFrame = 0;
+  const target = ui.thread.querySelector(".message.streaming .markdown");
+  if (!target || !state.live) return;
+  const follow = nearBottom();
+  renderMarkdown(target, state.live.content);
+  if (follow) scrollToBottom();
+}
+
+function nearBottom() {
+  const box = ui.messages;
+  return box.scrollHeight - box.scrollTop - box.clientHeight < 120;
+}
+
+function scrollToBottom() {
+  ui.messages.scrollTop = ui.messages.scrollHeight;
+}
+
+function renderTitle() {
+  const conversation = state.conversations.find((c) => c.id === state.current);
+  const title = state.current ? (conversation && conversation.title) || "New chat" : "New chat";
+  ui.title.textContent = title;
+  document.title = `${title} · omnicoach`;
+}
+
+// ---------------------------------------------------------------- sidebar
+
+function setSidebar(open) {
+  ui.app.classList.toggle("sidebar-open", open);
+  ui.toggleSidebar.setAttribute("aria-expanded", String(open));
+  ui.toggleSidebar.setAttribute("aria-label", open ? "Close sidebar" : "Open sidebar");
+  ui.backdrop.hidden = !(open && narrow.matches);
+}
+
+function sidebarOpen() {
+  return ui.app.classList.contains("sidebar-open");
+}
+
+function renderSidebar() {
+  ui.list.replaceChildren(...state.conversations.map(conversationItem));
+  ui.historyEmpty.hidden = state.conversations.length > 0;
+}
+
+function conversationItem(conversation) {
+  const title = conversation.title || "New chat";
+  const current = conversation.id === state.current;
+  const link = el(
+    "a",
+    {
+      class: conversation.title ? "conversation-link" : "conversation-link untitled",
+      href: `#${encodeURIComponent(conversation.id)}`,
+      "aria-current": current ? "page" : null,
+      onclick: (event) => {
+        if (event.button !== 0 || event.ctrlKey || event.metaKey || event.shiftKey) return; // new tab
+        event.preventDefault();
+        if (current && narrow.matches) setSidebar(false);
+        else if (!current) navigate(conversation.id);
+      },
+    },
+    title,
+  );
+  const item = el("li", { class: current ? "conversation current" : "conversation" }, link);
+  item.dataset.id = conversation.id;
+  item.append(
+    iconButton(
+      "rename",
+      `Rename chat “${title}”`,
+      () => startRename(conversation, item),
+      "icon-button small",
+    ),
+    iconButton(
+      "delete",
+      `Delete chat “${title}”`,
+      () => deleteConversation(conversation),
+      "icon-button small",
+    ),
+  );
+  return item;
+}
+
+function startRename(conversation, item) {
+  const input = el("input", {
+    class: "conversation-rename",
+    "aria-label": "Chat title",
+    maxlength: "200",
+  });
+  input.value = conversation.title;
+  let finished = false;
+  const finish = async (save) => {
+    if (finished) return;
+    finished = true;
+    const title = input.value.trim();
+    if (save && title && title !== conversation.title) {
+      try {
+        Object.assign(
+          conversation,
+          await api("PATCH", `conversations/${encodeURIComponent(conversation.id)}`, { title }),
+        );
+        announce("Chat renamed.");
+      } catch (error) {
+        showNotice(`Could not rename the chat: ${error.message}`);
+      }
+    }
+    renderSidebar();
+    renderTitle();
+    const link = ui.list.querySelector(
+      `li[data-id="${CSS.escape(conversation.id)}"] .conversation-link`,
+    );
+    if (link) link.focus();
+  };
+  input.addEventListener("keydown", (event) => {
+    if (event.key === "Enter" || event.key === "Escape") {
+      event.preventDefault();
+      event.stopPropagation(); // Escape must not also close the sidebar
+      finish(event.key === "Enter");
+    }
+  });
+  input.addEventListener("blur", () => finish(true));
+  item.replaceChildren(input);
+  input.focus();
+  input.select();
+}
+
+async function deleteConversation(conversation) {
+  const title = conversation.title || "New chat";
+  if (!(await confirmDialog(`This deletes “${title}” and all its messages.`))) return;
+  if (state.stream && state.stream.cid === conversation.id) stopAnswer();
+  try {
+    await api("DELETE", `conversations/${encodeURIComponent(conversation.id)}`);
+  } catch (error) {
+    showNotice(`Could not delete the chat: ${error.message}`);
+    return;
+  }
+  state.conversations = state.conversations.filter((c) => c.id !== conversation.id);
+  announce("Chat deleted.");
+  if (state.current === conversation.id) navigate(null);
+  else renderSidebar();
+  ui.newChat.focus();
+}
+
+function confirmDialog(text) {
+  ui.confirmText.textContent = text;
+  ui.confirmDialog.returnValue = "";
+  ui.confirmDialog.showModal();
+  return new Promise((resolve) => {
+    ui.confirmDialog.addEventListener(
+      "close",
+      () => resolve(ui.confirmDialog.returnValue === "ok"),
+      { once: true },
+    );
+  });
+}
+
+// ---------------------------------------------------------------- settings
+
+async function openSettings(focusTarget) {
+  if (!state.models.length) await loadModels().catch(() => {});
+  const models = state.models.map((model) => el("option", { value: model.id }, model.id));
+  if (!models.length) models.push(el("option", { value: "" }, "(could not load the models)"));
+  ui.model.replaceChildren(...models);
+  ui.model.value = currentModel();
+  const settings = state.settings;
+  ui.temperature.value = settings.temperature ?? "";
+  ui.maxTokens.value = settings.maxTokens ?? "";
+  ui.system.value = settings.systemPrompt;
+  ui.theme.value = settings.theme;
+  ui.apiKey.value = settings.apiKey;
+  ui.settingsDialog.showModal();
+  if (focusTarget) focusTarget.focus();
+}
+
+/** A number from an input, clamped to [min, max]; null when empty or not a number. */
+function numberFrom(input, min, max, integer = false) {
+  if (input.value.trim() === "") return null;
+  let value = Number(input.value);
+  if (!Number.isFinite(value)) return null;
+  if (integer) value = Math.round(value);
+  return Math.min(max, Math.max(min, value));
+}
+
+function saveSettingsForm() {
+  const keyChanged = ui.apiKey.value.trim() !== state.settings.apiKey;
+  state.settings = {
+    model: ui.model.value,
+    temperature: numberFrom(ui.temperature, 0, 2),
+    maxTokens: numberFrom(ui.maxTokens, 1, 1_000_000, true),
+    systemPrompt: ui.system.value,
+    theme: ui.theme.value,
+    apiKey: ui.apiKey.value.trim(),
+  };
+  saveSettings(state.settings);
+  applyTheme(state.settings.theme);
+  setApiKey(state.settings.apiKey);
+  renderModelName();
+  ui.settingsDialog.close();
+  announce("Settings saved.");
+  // Another key may be another user: reload what the page lists. A failed turn keeps its
+  // error and Retry button, so the user can try again with the new key.
+  if (keyChanged) loadEverything();
+}
+
+// ---------------------------------------------------------------- small things
+
+function showNotice(text, actionLabel = null, action = null) {
+  ui.noticeText.textContent = text;
+  ui.noticeAction.hidden = !actionLabel;
+  ui.noticeAction.textContent = actionLabel || "";
+  ui.noticeAction.onclick = action;
+  ui.notice.hidden = false;
+}
+
+function hideNotice() {
+  ui.notice.hidden = true;
+}
+
+function announce(text) {
+  // Cleared first, so the same words twice in a row are read twice.
+  ui.announcer.textContent = "";
+  setTimeout(() => {
+    ui.announcer.textContent = text;
+  }, 50);
+}
+
+function autosize() {
+  // Grow with the text up to the CSS max-height, then scroll inside.
+  ui.input.style.height = "auto";
+  ui.input.style.height = `${ui.input.scrollHeight}px`;
+}
+
+function updateComposer() {
+  const streaming = Boolean(state.stream);
+  const focused = document.activeElement;
+  ui.send.hidden = streaming;
+  ui.stop.hidden = !streaming;
+  ui.send.disabled = !ui.input.value.trim();
+  // Keep keyboard focus on whichever of the two buttons is showing.
+  if (streaming && focused === ui.send) ui.stop.focus();
+  if (!streaming && focused === ui.stop) ui.input.focus();
+}
+
+function bindEvents() {
+  // Handled here: following its #fragment would look like a conversation id in the address.
+  document.querySelector(".skip-link").addEventListener("click", (event) => {
+    event.preventDefault();
+    ui.input.focus();
+  });
+  ui.composer.addEventListener("submit", (event) => {
+    event.preventDefault();
+    send(ui.input.value);
+  });
+  ui.input.addEventListener("keydown", (event) => {
+    // Enter sends, Shift+Enter is a new line; never while an IME is composing a character.
+    if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+      event.preventDefault();
+      send(ui.input.value);
+    }
+  });
+  ui.input.addEventListener("input", () => {
+    autosize();
+    updateComposer();
+  });
+  ui.stop.addEventListener("click", stopAnswer);
+  for (const button of document.querySelectorAll(".suggestion")) {
+    button.addEventListener("click", () => send(button.textContent));
+  }
+  // Code blocks are re-rendered while streaming, so their copy buttons are handled here.
+  ui.thread.addEventListener("click", async (event) => {
+    const button = event.target.closest(".code-copy");
+    if (!button) return;
+    const copied = await copyText(button.closest(".code-block").querySelector("pre").textContent);
+    announce(copied ? "Code copied." : "Could not copy.");
+    if (copied && button.isConnected) {
+      button.replaceChildren(icon("check"), document.createTextNode("Copied"));
+      setTimeout(() => button.replaceChildren(icon("copy"), document.createTextNode("Copy")), 1500);
+    }
+  });
+
+  ui.newChat.addEventListener("click", () => {
+    navigate(null);
+    ui.input.focus();
+  });
+  ui.newChatTop.addEventListener("click", () => {
+    navigate(null);
+    ui.input.focus();
+  });
+  ui.toggleSidebar.addEventListener("click", () => {
+    setSidebar(!sidebarOpen());
+    if (sidebarOpen() && narrow.matches) ui.closeSidebar.focus();
+  });
+  ui.closeSidebar.addEventListener("click", () => {
+    setSidebar(false);
+    ui.toggleSidebar.focus();
+  });
+  ui.backdrop.addEventListener("click", () => setSidebar(false));
+  document.addEventListener("keydown", (event) => {
+    if (
+      event.key === "Escape" &&
+      narrow.matches &&
+      sidebarOpen() &&
+      !document.querySelector("dialog[open]")
+    ) {
+      setSidebar(false);
+      ui.toggleSidebar.focus();
+    }
+  });
+  narrow.addEventListener("change", () => setSidebar(!narrow.matches));
+  window.addEventListener("popstate", () => openConversation(idFromHash()));
+
+  $("open-settings").addEventListener("click", () => openSettings());
+  $("open-settings-side").addEventListener("click", () => openSettings());
+  ui.settingsForm.addEventListener("submit", (event) => {
+    event.preventDefault();
+    saveSettingsForm();
+  });
+  ui.settingsCancel.addEventListener("click", () => ui.settingsDialog.close());
+  ui.confirmForm.addEventListener("submit", (event) => {
+    event.preventDefault();
+    ui.confirmDialog.close("ok");
+  });
+  ui.confirmCancel.addEventListener("click", () => ui.confirmDialog.close("cancel"));
+  ui.noticeClose.addEventListener("click", hideNotice);
+}
+
+init();
