@@ -67,3 +67,12 @@ def test_configured_keys_register_once_and_revoking_deletes_the_users_data(db):
         conversations.messages(db, user, conversation.id)
     with pytest.raises(InvalidRequestError, match="no user"):
         revoke(db, name)
+
+
+def test_message_ids_are_never_reused_after_a_delete(db):
+    conversation = conversations.create(db, LOCAL_USER_ID)
+    conversations.append(db, LOCAL_USER_ID, conversation.id, "user", "q")
+    answer = conversations.append(db, LOCAL_USER_ID, conversation.id, "assistant", "a")
+    conversations.truncate(db, LOCAL_USER_ID, conversation.id, answer.id)
+    again = conversations.append(db, LOCAL_USER_ID, conversation.id, "assistant", "b")
+    assert again.id > answer.id

@@ -55,9 +55,14 @@ class Conversation(Base):
 
 class Message(Base):
     __tablename__ = "messages"
-    __table_args__ = (Index("ix_messages_conversation", "conversation_id", "id"),)
+    # AUTOINCREMENT on SQLite, so an id is never reused after a delete (regenerate deletes the
+    # last answer; a client holding its old id must not hit the new one).
+    __table_args__ = (
+        Index("ix_messages_conversation", "conversation_id", "id"),
+        {"sqlite_autoincrement": True},
+    )
 
-    # Autoincrement, so the order of a conversation is the order of its ids.
+    # Increasing, so the order of a conversation is the order of its ids.
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     conversation_id: Mapped[str] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"))
     role: Mapped[str] = mapped_column(String(16))
