@@ -1,6 +1,8 @@
 """Chat LLM speed on this machine: prompt tok/s, decode tok/s, time to first token, peak RSS,
-at 1 and 2 threads, and both start times (first start dequantises the GGUF; later starts read
-the safetensors cache).
+at 1 and 2 threads, for our fast engine (int4) and transformers' fp32 forward; time to first
+token at turn 1 and turn 10 of a scripted conversation (~1,500 tokens of history by turn 10);
+and both start times (first start dequantises the GGUF; later starts read the safetensors
+cache). The last lines are `decode ratio vs llama.cpp: X.XX (threads=N)`.
 
 When llama-cpp-python is importable, llama.cpp runs the same GGUF with the same threads and
 prompt in the same run and the ratio is printed. It is an optional benchmark dependency
@@ -37,15 +39,23 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def run_torch(threads: int, new_tokens: int, repeats: int, data_dir: str) -> dict:
+def load_llm(engine: str, threads: int, data_dir: str):
     from omnicoach.config import load_settings
     from omnicoach.models import ModelRegistry
-    from omnicoach.models.llm import SamplingParams
     from omnicoach.threads import apply_threads
 
-    settings = load_settings(data_dir=Path(data_dir), threads=threads)
+    settings = load_settings(data_dir=Path(data_dir), threads=threads, engine=engine)
     apply_threads(settings.threads)
-    llm = ModelRegistry(settings).chat()
+    return ModelRegistry(settings).chat()
+
+
+ENGINE_NAMES = {"fast": "omnicoach fast int4", "transformers": "omnicoach transformers fp32"}
+
+
+def run_torch(engine: str, threads: int, new_tokens: int, repeats: int, data_dir: str) -> dict:
+    from omnicoach.models.llm import SamplingParams
+
+    llm = load_llm(engine, threads, data_dir)
     params = SamplingParams(max_tokens=new_tokens, temperature=0.0, ignore_eos=True)
     llm.complete(MESSAGES, SamplingParams(max_tokens=8, temperature=0.0))  # warm-up
 
@@ -60,7 +70,56 @@ def run_torch(threads: int, new_tokens: int, repeats: int, data_dir: str) -> dic
         runs.append(
             (generation.prompt_tokens, first - start, generation.completion_tokens, end - first)
         )
-    return summarise("omnicoach torch fp32", threads, runs)
+    if llm.engine is not None:
+        llm.engine.close()
+    return summarise(ENGINE_NAMES[engine], threads, runs)
+
+
+# A scripted conversation: ten questions, each answered by the model before the next.
+QUESTIONS = [
+    "I want to start yoga. Where should I begin?",
+    "How often should I practise in the first month?",
+    "What is a good pose for tight hamstrings?",
+    "How do I do downward dog safely?",
+    "My wrists hurt in plank. What can I change?",
+    "Which poses help with lower back stiffness?",
+    "How long should I hold each pose?",
+    "Can I combine yoga with running?",
+    "What should I eat before a morning session?",
+    "Give me a short routine for tomorrow.",
+]
+
+
+def run_conversation(engine: str, threads: int, data_dir: str) -> dict:
+    """Time to first token of each turn, the history growing by one exchange per turn."""
+    from omnicoach.models.llm import SamplingParams
+
+    llm = load_llm(engine, threads, data_dir)
+    answer_params = SamplingParams(max_tokens=130, temperature=0.0, ignore_eos=True)
+    messages = [{"role": "system", "content": MESSAGES[0]["content"]}]
+    ttfts, prompt_tokens = [], []
+    for question in QUESTIONS:
+        messages.append({"role": "user", "content": question})
+        start = time.perf_counter()
+        generation = llm.stream(messages, answer_params)
+        parts = []
+        for delta in generation:
+            if not parts:
+                ttfts.append(time.perf_counter() - start)
+            parts.append(delta)
+        prompt_tokens.append(generation.prompt_tokens)
+        messages.append({"role": "assistant", "content": "".join(parts)})
+    if llm.engine is not None:
+        llm.engine.close()
+    return {
+        "engine": ENGINE_NAMES[engine],
+        "threads": threads,
+        "turn1_prompt_tokens": prompt_tokens[0],
+        "turn10_prompt_tokens": prompt_tokens[-1],
+        "turn1_ttft_s": round(ttfts[0], 3),
+        "turn10_ttft_s": round(ttfts[-1], 3),
+        "turn10_vs_turn1": round(ttfts[-1] / ttfts[0], 2),
+    }
 
 
 def run_llama_cpp(threads: int, new_tokens: int, repeats: int) -> dict | None:
@@ -153,7 +212,9 @@ def main() -> None:
         if kind == "start":
             result = measure_start_time(rest[0])
         elif kind == "torch":
-            result = run_torch(int(rest[0]), args.new_tokens, args.repeats, rest[1])
+            result = run_torch(rest[0], int(rest[1]), args.new_tokens, args.repeats, rest[2])
+        elif kind == "conversation":
+            result = run_conversation(rest[0], int(rest[1]), rest[2])
         else:
             result = run_llama_cpp(int(rest[0]), args.new_tokens, args.repeats)
         print(json.dumps(result))
@@ -167,18 +228,22 @@ def main() -> None:
         f"chat model load: first start {first} s (GGUF dequantised + cached), next start {cached} s"
     )
 
-    rows = []
+    rows, ratios = [], []
     for threads in args.threads:
-        torch_row = in_subprocess(
-            "torch",
-            str(threads),
-            str(REPO / "var"),
-            "--new-tokens",
-            str(args.new_tokens),
-            "--repeats",
-            str(args.repeats),
+        reference_row, torch_row = (
+            in_subprocess(
+                "torch",
+                engine,
+                str(threads),
+                str(REPO / "var"),
+                "--new-tokens",
+                str(args.new_tokens),
+                "--repeats",
+                str(args.repeats),
+            )
+            for engine in ("transformers", "fast")
         )
-        rows.append(torch_row)
+        rows += [reference_row, torch_row]
         llama_row = in_subprocess(
             "llama",
             str(threads),
@@ -192,9 +257,11 @@ def main() -> None:
             llama_row["prompt_tokens"] = torch_row["prompt_tokens"]
             llama_row["prompt_tok_s"] = round(torch_row["prompt_tokens"] / llama_row["ttft_s"], 1)
             rows.append(llama_row)
-            torch_row["decode_vs_llama_cpp"] = round(
-                torch_row["decode_tok_s"] / llama_row["decode_tok_s"], 2
-            )
+            for row in (reference_row, torch_row):
+                row["decode_vs_llama_cpp"] = round(
+                    row["decode_tok_s"] / llama_row["decode_tok_s"], 2
+                )
+            ratios.append((torch_row["decode_vs_llama_cpp"], threads))
 
     columns = [
         "engine",
@@ -211,8 +278,23 @@ def main() -> None:
     print("|" + "---|" * len(columns))
     for row in rows:
         print("| " + " | ".join(str(row.get(c, "")) for c in columns) + " |")
-    if not any("llama" in r["engine"] for r in rows):
+
+    conversation = [
+        in_subprocess("conversation", engine, str(threads), str(REPO / "var"))
+        for threads in args.threads
+        for engine in ("transformers", "fast")
+    ]
+    columns = list(conversation[0])
+    print("\nA ten-turn conversation (each answer 130 tokens):")
+    print("| " + " | ".join(columns) + " |")
+    print("|" + "---|" * len(columns))
+    for row in conversation:
+        print("| " + " | ".join(str(row[c]) for c in columns) + " |")
+
+    if not ratios:
         print("(llama-cpp-python is not installed: no llama.cpp reference in this run)")
+    for ratio, threads in ratios:
+        print(f"decode ratio vs llama.cpp: {ratio:.2f} (threads={threads})")
 
 
 if __name__ == "__main__":

@@ -14,9 +14,9 @@ pytestmark = pytest.mark.slow
 
 CHAT = "smollm2-135m-instruct"
 QUESTION = [{"role": "user", "content": "How do I do downward dog safely?"}]
-# Greedy without the repetition penalty, this model loops without ever ending its turn: a
+# With the extension ignore_eos, an answer runs to max_tokens whatever the model says: a
 # generation that reliably runs until max_tokens, to hold a slot for a long time.
-LOOPING = dict(temperature=0, repetition_penalty=1.0)
+LOOPING = dict(temperature=0, ignore_eos=True)
 
 
 @pytest.fixture(scope="module")
@@ -124,7 +124,7 @@ def test_concurrent_streams_interleave(client):
             max_tokens=60,
             stream=True,
             temperature=0,
-            extra_body={"repetition_penalty": 1.0},  # an extension field: see LOOPING
+            extra_body={"ignore_eos": True},  # an extension field: see LOOPING
         )
         for chunk in stream:
             if chunk.choices and chunk.choices[0].delta.content:
@@ -146,9 +146,11 @@ def test_busy_server_answers_503_and_disconnects_free_their_slots(server):
     with httpx.Client(base_url=server.url, timeout=60) as http:
         for _ in range(2):  # fill both slots with long generations
             stream = http.stream("POST", "/v1/chat/completions", json=body)
-            response = stream.__enter__()
-            next(response.iter_lines())
-            streams.append(stream)
+            lines = stream.__enter__().iter_lines()
+            next(lines)
+            # Keep the line iterator: dropping it closes the connection, which the server
+            # rightly takes as the client leaving, ending the generation.
+            streams.append((stream, lines))
         waiting = threading.Thread(
             target=lambda: http.post(
                 "/v1/chat/completions", json={**body, "stream": False, "max_tokens": 4}
@@ -165,7 +167,7 @@ def test_busy_server_answers_503_and_disconnects_free_their_slots(server):
         assert busy.headers["Retry-After"].isdigit()
         assert busy.json()["error"]["code"] == "server_busy"
 
-        for stream in streams:  # the clients leave mid-answer
+        for stream, _lines in streams:  # the clients leave mid-answer
             stream.__exit__(None, None, None)
         waiting.join(60)
     # 1900 tokens would take well over a minute; cancelled generations free their slots at once.

@@ -118,7 +118,7 @@ def test_an_answer_cut_short_is_kept_and_marked_incomplete(http):
         "max_tokens": 1500,
         "stream": True,
         "temperature": 0,
-        "repetition_penalty": 1.0,  # loops until max_tokens: long enough to leave mid-way
+        "ignore_eos": True,  # runs to max_tokens: long enough to leave mid-way
     }
     with http.stream("POST", "/v1/chat/completions", json=body) as response:
         lines = response.iter_lines()

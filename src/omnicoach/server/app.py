@@ -69,7 +69,14 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.get("/health", tags=["service"])
     def health() -> dict:
-        """Liveness, and how many generations are running and waiting."""
-        return {"status": "ok", "version": __version__, "generations": app.state.runner.stats()}
+        """Liveness; generations running and waiting; the default chat model's batch engine
+        (KV slots, decode steps, prompt tokens computed and reused from the prefix cache)."""
+        llm = app.state.registry.chat()
+        return {
+            "status": "ok",
+            "version": __version__,
+            "generations": app.state.runner.stats(),
+            "engine": llm.engine.stats() if llm.engine is not None else None,
+        }
 
     return app

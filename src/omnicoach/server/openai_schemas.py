@@ -50,6 +50,9 @@ class ChatCompletionRequest(BaseModel):
     presence_penalty: float | None = Field(default=None, ge=-2, le=2)
     # Extension (vLLM's name): multiplicative penalty on repeated tokens, default 1.1.
     repetition_penalty: float | None = Field(default=None, gt=0, le=2)
+    # Extension (vLLM's name): keep generating past the end of the turn, up to max_tokens
+    # (benchmarks and tests that need answers of a known length).
+    ignore_eos: bool = False
     tools: list[Any] | None = None
     logprobs: bool | None = None
 

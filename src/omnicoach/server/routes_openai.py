@@ -183,6 +183,7 @@ def _sampling_params(body: ChatCompletionRequest, settings) -> SamplingParams:
         frequency_penalty=body.frequency_penalty or 0.0,
         presence_penalty=body.presence_penalty or 0.0,
         repetition_penalty=body.repetition_penalty or defaults.repetition_penalty,
+        ignore_eos=body.ignore_eos,
     )
 
 

@@ -1,0 +1,160 @@
+"""A lean inference forward for Llama-architecture models over a pool of KV-cache slots.
+
+transformers' forward is general (hooks, cache classes, masks for every case); decoding one
+token through it costs ~600 small ops of Python overhead on top of reading the weights. This
+forward does only what decoding needs, reads packed low-bit weights (models/quantize.py) and
+keeps keys and values in preallocated slots, so that:
+
+- several sequences decode in one batched step (continuous batching, models/batch_engine.py);
+- a slot keeps its sequence's keys and values after the sequence ends, so a later prompt with
+  the same beginning (the next turn of a conversation) only computes the new part.
+
+It is built from the weights of a loaded transformers model (after any LoRA merge) and uses the
+model's own rotary embedding, so RoPE variants come for free. Numerics: bfloat16 activations
+with low-bit weights (the kernels need them), fp32 throughout for the fp32 scheme; RMSNorm is
+computed in fp32 either way. Attention runs in bfloat16 on the bfloat16 cache: a sequence
+decoded in a batch (masked to its own length) is therefore not bit-identical to the same
+sequence decoded alone (logits up to ~0.9 apart, the same argmax in our checks), as in other
+batching servers. Attention in fp32 made them identical but cost 20 % of a two-sequence step
+at short contexts and more at long ones (casting the whole cache every step).
+"""
+
+import torch
+import torch.nn.functional as F
+
+from omnicoach.models.quantize import PackedLinear, Scheme
+
+SUPPORTED_MODEL_TYPES = ("llama",)
+
+
+def supports(model) -> bool:
+    config = model.config
+    return config.model_type in SUPPORTED_MODEL_TYPES and not getattr(
+        config, "attention_bias", False
+    )
+
+
+class _Layer:
+    def __init__(self, layer, scheme: Scheme, dtype: torch.dtype):
+        attention, mlp = layer.self_attn, layer.mlp
+        self.qkv = PackedLinear(
+            torch.cat([attention.q_proj.weight, attention.k_proj.weight, attention.v_proj.weight]),
+            scheme,
+        )
+        self.out = PackedLinear(attention.o_proj.weight, scheme)
+        self.gate_up = PackedLinear(torch.cat([mlp.gate_proj.weight, mlp.up_proj.weight]), scheme)
+        self.down = PackedLinear(mlp.down_proj.weight, scheme)
+        self.attention_norm = layer.input_layernorm.weight.detach().to(dtype)
+        self.mlp_norm = layer.post_attention_layernorm.weight.detach().to(dtype)
+
+
+class LlamaDecoder:
+    def __init__(self, model, scheme: Scheme, slots: int, max_len: int):
+        config = model.config
+        self.scheme = scheme
+        self.slots, self.max_len = slots, max_len
+        self.heads = config.num_attention_heads
+        self.kv_heads = config.num_key_value_heads
+        self.head_dim = getattr(config, "head_dim", None) or config.hidden_size // self.heads
+        self.eps = config.rms_norm_eps
+        self.dtype = torch.float32 if scheme == "fp32" else torch.bfloat16
+
+        with torch.no_grad():
+            self.layers = [_Layer(layer, scheme, self.dtype) for layer in model.model.layers]
+            self.embed = model.model.embed_tokens.weight.detach()
+            self.final_norm = model.model.norm.weight.detach().to(self.dtype)
+            # The output matrix is large (vocabulary × hidden) and, in the bundled GGUF, 8-bit;
+            # int8 per channel keeps it close where int4 would cost accuracy.
+            self.head = PackedLinear(model.lm_head.weight, "fp32" if scheme == "fp32" else "int8")
+            positions = torch.arange(max_len)[None]
+            cos, sin = model.model.rotary_emb(self.embed[:1][None], positions)
+            self.cos, self.sin = cos[0].to(self.dtype), sin[0].to(self.dtype)
+
+        kv_size = self.kv_heads * self.head_dim
+        self._qkv_sizes = [self.heads * self.head_dim, kv_size, kv_size]
+        shape = (slots, self.kv_heads, max_len, self.head_dim)
+        # torch.zeros maps zero pages lazily: memory is touched only as slots fill up.
+        self.keys = [torch.zeros(shape, dtype=self.dtype) for _ in self.layers]
+        self.values = [torch.zeros(shape, dtype=self.dtype) for _ in self.layers]
+
+    def kv_bytes_per_token(self) -> int:
+        element = torch.finfo(self.dtype).bits // 8
+        return 2 * len(self.layers) * self.kv_heads * self.head_dim * element
+
+    @torch.inference_mode()
+    def prefill(
+        self, slot: int, tokens: list[int], start: int, every_position: bool = False
+    ) -> torch.Tensor:
+        """Run TOKENS at positions start.. in SLOT (earlier positions are already cached);
+        returns the fp32 logits after the last one ([vocab]), or after each ([len, vocab])."""
+        if start + len(tokens) > self.max_len:
+            raise ValueError(f"{start + len(tokens)} tokens exceed the cache of {self.max_len}")
+        ids = torch.tensor([tokens])
+        positions = torch.arange(start, start + len(tokens))[None]
+        return self._forward(ids, positions, torch.tensor([slot]), every_position)[0]
+
+    @torch.inference_mode()
+    def decode(self, slots: list[int], tokens: list[int], positions: list[int]) -> torch.Tensor:
+        """One new token for each of several sequences: [batch] → fp32 logits [batch, vocab]."""
+        ids = torch.tensor(tokens)[:, None]
+        return self._forward(ids, torch.tensor(positions)[:, None], torch.tensor(slots))
+
+    def _forward(self, ids, positions, slots, every_position: bool = False) -> torch.Tensor:
+        batch, length = ids.shape
+        x = self.embed[ids].to(self.dtype)
+        cos = self.cos[positions][:, None]  # [batch, 1, length, head_dim]
+        sin = self.sin[positions][:, None]
+        end = int(positions.max()) + 1  # keys beyond the furthest query are never needed
+        attend = _attention_mask(positions, end)
+        for index, layer in enumerate(self.layers):
+            h = _rms_norm(x, layer.attention_norm, self.eps)
+            q, k, v = layer.qkv(h).split(self._qkv_sizes, dim=-1)
+            q = q.view(batch, length, self.heads, self.head_dim).transpose(1, 2)
+            k = k.view(batch, length, self.kv_heads, self.head_dim).transpose(1, 2)
+            v = v.view(batch, length, self.kv_heads, self.head_dim).transpose(1, 2)
+            q = q * cos + _rotate_half(q) * sin
+            k = k * cos + _rotate_half(k) * sin
+            keys, values = self._store(index, slots, positions, k, v, end)
+            o = F.scaled_dot_product_attention(q, keys, values, enable_gqa=True, **attend)
+            x = x + layer.out(o.transpose(1, 2).reshape(batch, length, -1))
+            h = _rms_norm(x, layer.mlp_norm, self.eps)
+            gate, up = layer.gate_up(h).chunk(2, dim=-1)
+            x = x + layer.down(F.silu(gate) * up)
+        x = _rms_norm(x if every_position else x[:, -1], self.final_norm, self.eps)
+        return self.head(x).float()
+
+    def _store(self, index, slots, positions, k, v, end):
+        """Write the new keys/values into their slots; return what the queries attend to."""
+        keys, values = self.keys[index], self.values[index]
+        if len(slots) == 1:
+            slot, start = int(slots[0]), int(positions[0, 0])
+            keys[slot, :, start : start + k.shape[2]] = k[0]
+            values[slot, :, start : start + v.shape[2]] = v[0]
+            return keys[slot : slot + 1, :, :end], values[slot : slot + 1, :, :end]
+        step = positions[:, 0]
+        keys[slots, :, step] = k[:, :, 0]
+        values[slots, :, step] = v[:, :, 0]
+        return keys[slots, :, :end], values[slots, :, :end]
+
+
+def _attention_mask(positions: torch.Tensor, end: int) -> dict:
+    """How far each query may look: causal within a prefill, and up to its own position in a
+    batch whose sequences have different lengths."""
+    batch, length = positions.shape
+    if batch == 1 and length == 1:
+        return {}  # one query sees the whole cached prefix
+    if batch == 1 and int(positions[0, 0]) == 0:
+        return {"is_causal": True}
+    mask = torch.arange(end)[None, None, :] <= positions[:, :, None]  # [batch, length, end]
+    return {"attn_mask": mask[:, None]}
+
+
+def _rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
+    x32 = x.float()
+    normed = x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True) + eps)
+    return normed.to(weight.dtype) * weight
+
+
+def _rotate_half(x: torch.Tensor) -> torch.Tensor:
+    first, second = x.chunk(2, dim=-1)
+    return torch.cat((-second, first), dim=-1)

@@ -1,0 +1,183 @@
+"""The fast engine (packed low-bit weights, batched decoding, prefix cache) against the fp32
+transformers forward, on the real bundled SmolLM2-135M-Instruct."""
+
+import threading
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from omnicoach.models.batch_engine import BatchEngine
+from omnicoach.models.llama_decoder import LlamaDecoder
+from omnicoach.models.llm import ChatLLM, SamplingParams
+
+# Held out: written for this test, so in no training set of the model.
+HELD_OUT = (
+    "A good warm-up raises your heart rate slowly and moves each joint through its range. "
+    "Start with five minutes of brisk walking or easy cycling, then add leg swings, arm "
+    "circles and a few slow bodyweight squats. Before a run, finish with skips and short "
+    "strides; before lifting, do one or two light sets of the first exercise. Stretch long "
+    "holds after the session rather than before it, when the muscles are warm. If a joint "
+    "hurts rather than feels tight, stop and rest it, and see a physiotherapist if the pain "
+    "lasts more than a few days. Breathe out as you push or pull and in as you return."
+)
+PROMPTS = [
+    "How do I do downward dog safely?",
+    "What muscles does a squat work?",
+    "Give me a five minute morning stretch routine.",
+    "Is it fine to do planks every day?",
+    "How should I breathe during a push-up?",
+    "What is the difference between yoga and pilates?",
+    "How long should I hold a plank as a beginner?",
+    "What does warrior two look like?",
+]
+GREEDY = SamplingParams(temperature=0.0, max_tokens=32)
+
+
+@pytest.fixture(scope="module")
+def fp32_llm(llm):
+    """The same weights through transformers' own fp32 forward: the reference."""
+    return ChatLLM(llm.tokenizer, llm.model, llm.name, llm.context_length)
+
+
+@pytest.fixture(scope="module")
+def int4(llm):
+    return LlamaDecoder(llm.model, "int4", slots=1, max_len=1024)
+
+
+def mean_nll(logits: torch.Tensor, ids: list[int]) -> float:
+    return F.cross_entropy(logits[:-1], torch.tensor(ids[1:])).item()
+
+
+def test_int4_perplexity_is_within_two_percent_of_fp32(llm, int4):
+    ids = llm.tokenizer(HELD_OUT, add_special_tokens=False)["input_ids"]
+    with torch.inference_mode():
+        reference = mean_nll(llm.model(torch.tensor([ids])).logits[0], ids)
+    quantised = mean_nll(int4.prefill(0, ids, 0, every_position=True), ids)
+    ratio = torch.tensor(quantised - reference).exp().item()  # perplexity ratio
+    assert 0.98 <= ratio <= 1.02, f"int4 perplexity is {ratio:.4f}× fp32"
+
+
+def test_int4_agrees_with_fp32_greedy_tokens(llm, fp32_llm, int4):
+    """Teacher-forced: along fp32's greedy answers, int4 picks the same next token ≥ 95 %."""
+    agree = total = 0
+    for prompt in PROMPTS:
+        messages = [{"role": "user", "content": prompt}]
+        answer = list(fp32_llm.stream(messages, GREEDY))
+        prompt_ids = fp32_llm.build_prompt(messages, GREEDY.max_tokens).token_ids
+        answer_ids = llm.tokenizer("".join(answer), add_special_tokens=False)["input_ids"]
+        ids = prompt_ids + answer_ids
+        with torch.inference_mode():
+            reference = llm.model(torch.tensor([ids])).logits[0].argmax(-1)
+        quantised = int4.prefill(0, ids, 0, every_position=True).argmax(-1)
+        scored = slice(len(prompt_ids) - 1, len(ids) - 1)
+        agree += int((reference[scored] == quantised[scored]).sum())
+        total += len(answer_ids)
+    assert agree / total >= 0.95, f"greedy agreement {agree / total:.3f}"
+
+
+def test_fp32_scheme_matches_transformers(llm):
+    decoder = LlamaDecoder(llm.model, "fp32", slots=1, max_len=256)
+    ids = llm.tokenizer(HELD_OUT, add_special_tokens=False)["input_ids"][:100]
+    with torch.inference_mode():
+        reference = llm.model(torch.tensor([ids])).logits[0]
+    assert torch.allclose(decoder.prefill(0, ids, 0, every_position=True), reference, atol=1e-3)
+
+
+@pytest.fixture
+def engine_llm(llm):
+    """A private engine (2 running, 2 cached slots) over the shared weights."""
+    decoder = LlamaDecoder(llm.model, "int4", slots=4, max_len=1024)
+    engine = BatchEngine(decoder, llm.end_token_ids, max_batch=2)
+    yield ChatLLM(llm.tokenizer, llm.model, llm.name, 1024, llm.default_system_prompt, engine)
+    engine.close()
+
+
+def test_a_batched_step_matches_decoding_each_sequence_alone(llm):
+    """Rows of a batch are masked to their own lengths; up to bfloat16 rounding in attention,
+    each row is what decoding that sequence alone gives."""
+    decoder = LlamaDecoder(llm.model, "int4", slots=2, max_len=512)
+    long = llm.tokenizer(HELD_OUT, add_special_tokens=False)["input_ids"][:60]
+    short = llm.tokenizer(PROMPTS[1], add_special_tokens=False)["input_ids"]
+    decoder.prefill(0, long, 0)
+    decoder.prefill(1, short, 0)
+    alone = [decoder.decode([0], [11], [len(long)])[0], decoder.decode([1], [22], [len(short)])[0]]
+    batched = decoder.decode([0, 1], [11, 22], [len(long), len(short)])
+    for row, single in zip(batched, alone, strict=True):
+        assert row.argmax() == single.argmax()
+        assert (row - single).abs().max() < 1.5
+
+
+def test_concurrent_requests_share_decode_steps(engine_llm):
+    questions = [[{"role": "user", "content": p}] for p in PROMPTS[:2]]
+    params = SamplingParams(temperature=0.0, max_tokens=32, ignore_eos=True)
+    answers = [None, None]
+
+    def ask(i):
+        answers[i] = engine_llm.complete(questions[i], params)
+
+    threads = [threading.Thread(target=ask, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert [a.completion_tokens for a in answers] == [32, 32]
+    # 64 tokens in far fewer than 64 steps: the two advanced together.
+    assert engine_llm.engine.steps < 48
+
+
+def test_prefix_reuse_matches_a_full_prefill(llm):
+    """Reusing cached keys/values for a shared beginning gives the logits of a cold prefill
+    (up to bfloat16 rounding: the products are split differently)."""
+    decoder = LlamaDecoder(llm.model, "int4", slots=2, max_len=512)
+    ids = llm.tokenizer(HELD_OUT, add_special_tokens=False)["input_ids"][:80]
+    cold = decoder.prefill(0, ids, 0)
+    decoder.prefill(1, ids[:50], 0)
+    warm = decoder.prefill(1, ids[50:], 50)
+    assert warm.argmax() == cold.argmax()
+    assert (warm - cold).abs().max() < 0.5
+
+
+def test_a_conversation_reuses_its_prefix_and_an_edit_only_what_is_shared(engine_llm):
+    engine = engine_llm.engine
+    turn1 = [{"role": "user", "content": "Name a hip opener."}]
+    answer = engine_llm.complete(turn1, GREEDY).text
+    turn2 = [
+        *turn1,
+        {"role": "assistant", "content": answer},
+        {"role": "user", "content": "How long should I hold it?"},
+    ]
+    before = engine.stats()
+    second = engine_llm.stream(turn2, GREEDY)
+    assert "".join(second)
+    reused = engine.stats()["reused_tokens"] - before["reused_tokens"]
+    prefilled = engine.stats()["prefilled_tokens"] - before["prefilled_tokens"]
+    # Everything up to the end of the first answer came from the cache.
+    first_prompt = engine_llm.build_prompt(turn1, GREEDY.max_tokens).token_ids
+    assert reused > len(first_prompt) and prefilled < second.prompt_tokens - len(first_prompt)
+
+    # An edited history shares only its beginning; exactly that much is reused.
+    edited = [*turn1, {"role": "assistant", "content": "Try pigeon pose."}, turn2[-1]]
+    edited_ids = engine_llm.build_prompt(edited, GREEDY.max_tokens).token_ids
+    cached = [slot.tokens for slot in engine._slots]
+    shared = max(_shared(tokens, edited_ids) for tokens in cached)
+    before = engine.stats()["reused_tokens"]
+    assert engine_llm.complete(edited, GREEDY).text
+    assert engine.stats()["reused_tokens"] - before == shared < len(edited_ids)
+
+
+def _shared(a, b):
+    n = 0
+    while n < min(len(a), len(b)) and a[n] == b[n]:
+        n += 1
+    return n
+
+
+def test_cancelling_frees_the_batch_place(engine_llm):
+    long = SamplingParams(temperature=0.0, max_tokens=500, ignore_eos=True)
+    generation = engine_llm.stream([{"role": "user", "content": PROMPTS[0]}], long)
+    next(iter(generation))
+    generation.cancel()
+    rest = list(generation)
+    assert generation.finish_reason == "cancelled" and len(rest) < 400
+    assert engine_llm.engine.stats()["busy_slots"] == 0
