@@ -61,6 +61,8 @@ def run_torch(engine: str, threads: int, new_tokens: int, repeats: int, data_dir
 
     runs = []
     for _ in range(repeats):
+        if llm.engine is not None:
+            llm.engine.clear_prefix_cache()  # a cold prompt each time, as llama.cpp's reset()
         start = time.perf_counter()
         generation = llm.stream(MESSAGES, params)
         first = None
@@ -95,6 +97,9 @@ def run_conversation(engine: str, threads: int, data_dir: str) -> dict:
     from omnicoach.models.llm import SamplingParams
 
     llm = load_llm(engine, threads, data_dir)
+    llm.complete(MESSAGES, SamplingParams(max_tokens=8, temperature=0.0))  # warm-up
+    if llm.engine is not None:
+        llm.engine.clear_prefix_cache()
     answer_params = SamplingParams(max_tokens=130, temperature=0.0, ignore_eos=True)
     messages = [{"role": "system", "content": MESSAGES[0]["content"]}]
     ttfts, prompt_tokens = [], []

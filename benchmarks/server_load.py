@@ -37,6 +37,7 @@ async def one_client(http: httpx.AsyncClient, i: int, max_tokens: int) -> dict:
         "messages": [{"role": "user", "content": PROMPTS[i % len(PROMPTS)]}],
         "max_tokens": max_tokens,
         "temperature": 0,
+        "ignore_eos": True,  # every answer max_tokens long, so runs compare
         "stream": True,
         "stream_options": {"include_usage": True},
     }
@@ -90,7 +91,7 @@ def in_process_reference(max_tokens: int) -> dict:
         start = time.perf_counter()
         generation = llm.stream(
             [{"role": "user", "content": prompt}],
-            SamplingParams(max_tokens=max_tokens, temperature=0),
+            SamplingParams(max_tokens=max_tokens, temperature=0, ignore_eos=True),
         )
         first = None
         for _ in generation:

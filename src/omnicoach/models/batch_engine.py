@@ -217,6 +217,12 @@ class BatchEngine:
         stream.done = True
         stream._output.put(outcome)
 
+    def clear_prefix_cache(self) -> None:
+        """Forget what idle slots hold (benchmarks: every run starts cold). Call when idle."""
+        for slot in self._slots:
+            if not slot.busy:
+                slot.tokens = []
+
     def stats(self) -> dict:
         return {
             "slots": len(self._slots),

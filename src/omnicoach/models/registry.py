@@ -127,6 +127,7 @@ class ModelRegistry:
         decoder = llama_decoder.LlamaDecoder(
             llm.model, settings.weights, slots=slots, max_len=llm.context_length
         )
+        decoder.warm_up()  # slot 0 holds no prefix yet, so this caches nothing wrong
         return BatchEngine(decoder, llm.end_token_ids, settings.max_concurrent_generations)
 
 
