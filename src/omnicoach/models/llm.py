@@ -164,13 +164,13 @@ class ChatLLM:
         )
 
     def _decode(self, gen: Generation, params: SamplingParams) -> Iterator[str]:
-        if self.engine is not None:
-            return self._decode_batched(gen, params)
-        return self._decode_transformers(gen, params)
-
-    def _decode_batched(self, gen: Generation, params: SamplingParams) -> Iterator[str]:
+        """Text deltas from the token ids of whichever engine runs the model."""
         text = TextStream(self.tokenizer, params.stop)
-        tokens = self.engine.submit(gen.prompt.token_ids, params, gen.cancel_requested)
+        prompt = gen.prompt.token_ids
+        if self.engine is not None:
+            tokens = self.engine.submit(prompt, params, gen.cancel_requested)
+        else:
+            tokens = _TransformersTokens(self, prompt, params, gen.cancel_requested)
         try:
             for token in tokens:
                 gen.completion_tokens += 1
@@ -182,42 +182,44 @@ class ChatLLM:
                     return
             gen.finish_reason = tokens.finish_reason
         finally:
-            tokens.cancel()  # frees the sequence's place in the batch at once
+            tokens.cancel()  # the fast engine frees the sequence's place in the batch at once
         if tail := text.flush():
             yield tail
 
+
+class _TransformersTokens:
+    """Token ids from transformers' own forward for one sequence (any causal LM): the
+    engine when the fast one does not support the architecture, and the fp32 reference."""
+
+    def __init__(self, llm: ChatLLM, prompt: list[int], params: SamplingParams, cancelled):
+        self.llm, self.prompt, self.params, self.cancelled = llm, prompt, params, cancelled
+        self.finish_reason: str | None = None
+
+    def cancel(self) -> None:
+        self.cancelled.set()
+
     @torch.inference_mode()
-    def _decode_transformers(self, gen: Generation, params: SamplingParams) -> Iterator[str]:
-        rng = torch.Generator().manual_seed(
-            params.seed if params.seed is not None else random.getrandbits(63)
-        )
-        text = TextStream(self.tokenizer, params.stop)
+    def __iter__(self) -> Iterator[int]:
+        params, model = self.params, self.llm.model
+        seed = params.seed if params.seed is not None else random.getrandbits(63)
+        rng = torch.Generator().manual_seed(seed)
+        generated: list[int] = []
         cache = DynamicCache()
-        input_ids = torch.tensor([gen.prompt.token_ids])
+        input_ids = torch.tensor([self.prompt])
         for _ in range(params.max_tokens):
-            if gen.cancel_requested.is_set():
-                gen.finish_reason = "cancelled"
+            if self.cancelled.is_set():
+                self.finish_reason = "cancelled"
                 return
-            logits = self.model(input_ids=input_ids, past_key_values=cache, use_cache=True).logits[
-                0, -1
-            ]
-            logits = penalised(logits, text.token_ids, params)
+            logits = model(input_ids=input_ids, past_key_values=cache, use_cache=True).logits
+            logits = penalised(logits[0, -1], generated, params)
             token = sample(logits, params.temperature, params.top_p, rng)
-            if token in self.end_token_ids and not params.ignore_eos:
-                gen.finish_reason = "stop"
-                break
-            gen.completion_tokens += 1
-            delta = text.push(token)
-            if delta:
-                yield delta  # a consumer that stops reading closes us right here
-            if text.stopped:
-                gen.finish_reason = "stop"
+            if token in self.llm.end_token_ids and not params.ignore_eos:
+                self.finish_reason = "stop"
                 return
+            generated.append(token)
+            yield token
             input_ids = torch.tensor([[token]])
-        else:
-            gen.finish_reason = "length"
-        if tail := text.flush():
-            yield tail
+        self.finish_reason = "length"
 
 
 def _end_token_ids(tokenizer, model) -> set[int]:
