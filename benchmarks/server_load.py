@@ -116,13 +116,11 @@ def main() -> None:
         f"TTFT p50 {reference['ttft_p50_s']} s, {reference['tok_s']} tok/s"
     )
 
-    with tempfile.TemporaryDirectory() as logs:
-        server = ServerProcess(Path(logs) / "server.log")
-        try:
-            server.wait_ready()
-            rows = [asyncio.run(load(server.url, n, args.max_tokens)) for n in args.clients]
-        finally:
-            server.stop()
+    with (
+        tempfile.TemporaryDirectory() as logs,
+        ServerProcess(Path(logs) / "server.log") as server,
+    ):
+        rows = [asyncio.run(load(server.url, n, args.max_tokens)) for n in args.clients]
     print("| clients | TTFT p50 | TTFT p95 | aggregate tok/s | errors |")
     print("|---|---|---|---|---|")
     for r in rows:

@@ -44,6 +44,18 @@ class ServerProcess:
             time.sleep(0.5)
         raise TimeoutError(f"server not ready after {timeout} s; see {self.log.name}")
 
+    def __enter__(self) -> "ServerProcess":
+        """Wait until it serves; stopped when the block ends, also when waiting failed."""
+        try:
+            self.wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        self.stop()
+
     def stop(self) -> None:
         if self.log.closed:  # stopped already
             return

@@ -211,12 +211,10 @@ def e2e_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def server(e2e_dir):
-    process = ServerProcess(e2e_dir / "server.log", data_dir=e2e_dir, api_keys=f"{ALICE},{BOB}")
-    try:
-        process.wait_ready()
+    with ServerProcess(
+        e2e_dir / "server.log", data_dir=e2e_dir, api_keys=f"{ALICE},{BOB}"
+    ) as process:
         yield process
-    finally:
-        process.stop()
 
 
 @pytest.fixture(scope="module")

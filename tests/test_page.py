@@ -272,6 +272,12 @@ def test_switch_rename_and_delete_conversations(open_page, http):
 
 def test_stop_mid_stream_keeps_the_partial_answer(open_page, http):
     page, _ = open_page(settings={"maxTokens": 400, "temperature": 0.7})
+
+    def never_ending(route):  # the server's ignore_eos: the answer cannot end by itself first
+        body = {**json.loads(route.request.post_data), "ignore_eos": True}
+        route.continue_(post_data=json.dumps(body))
+
+    page.route("**/v1/chat/completions", never_ending)
     send(page, "Write a long, detailed story about a yoga class on a beach.")
     page.wait_for_function(
         "() => document.querySelector('.message.streaming .markdown')?.textContent.length > 20"

@@ -22,17 +22,13 @@ LOOPING = dict(temperature=0, ignore_eos=True)
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     # Two generations at once and one waiting, so the busy path is reachable with 4 requests.
-    process = ServerProcess(
+    with ServerProcess(
         tmp_path_factory.mktemp("server") / "server.log",
         max_concurrent_generations=2,
         max_waiting_generations=1,
         max_request_bytes=100_000,
-    )
-    try:
-        process.wait_ready()
+    ) as process:
         yield process
-    finally:
-        process.stop()
 
 
 @pytest.fixture(scope="module")

@@ -25,16 +25,13 @@ def data_dir(tmp_path_factory):
 
 
 def start(data_dir, log_name, **settings) -> ServerProcess:
-    process = ServerProcess(data_dir / log_name, data_dir=data_dir, **settings)
-    process.wait_ready()
-    return process
+    return ServerProcess(data_dir / log_name, data_dir=data_dir, **settings)
 
 
 @pytest.fixture(scope="module")
 def server(data_dir):
-    process = start(data_dir, "server.log", max_upload_bytes=100_000)
-    yield process
-    process.stop()
+    with start(data_dir, "server.log", max_upload_bytes=100_000) as process:
+        yield process
 
 
 @pytest.fixture
@@ -188,18 +185,16 @@ def test_conversations_survive_a_restart(server, data_dir):
         assert chat(http, cid, "Name a hip opener.").status_code == 200
         before = http.get(f"/conversations/{cid}/messages").json()["data"]
     server.stop()
-    restarted = start(data_dir, "restarted.log", max_upload_bytes=100_000)
-    try:
-        with httpx.Client(base_url=restarted.url, timeout=60) as http:
-            assert http.get(f"/conversations/{cid}").json()["title"] == "Kept"
-            assert http.get(f"/conversations/{cid}/messages").json()["data"] == before
-    finally:
-        restarted.stop()
+    with (
+        start(data_dir, "restarted.log", max_upload_bytes=100_000) as restarted,
+        httpx.Client(base_url=restarted.url, timeout=60) as http,
+    ):
+        assert http.get(f"/conversations/{cid}").json()["title"] == "Kept"
+        assert http.get(f"/conversations/{cid}/messages").json()["data"] == before
 
 
 def test_api_keys_isolate_users(tmp_path):
-    server = start(tmp_path, "auth.log", api_keys="key-for-ana, key-for-ben")
-    try:
+    with start(tmp_path, "auth.log", api_keys="key-for-ana, key-for-ben") as server:
         missing = httpx.get(f"{server.url}/v1/models")
         assert missing.status_code == 401
         assert missing.json()["error"]["code"] == "invalid_api_key"
@@ -227,5 +222,3 @@ def test_api_keys_isolate_users(tmp_path):
         assert reply.choices[0].message.content
         with pytest.raises(openai.AuthenticationError):
             openai.OpenAI(base_url=f"{server.url}/v1", api_key="bad", max_retries=0).models.list()
-    finally:
-        server.stop()
