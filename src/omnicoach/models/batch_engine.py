@@ -51,7 +51,6 @@ class TokenStream:
     def __init__(self, prompt: list[int], params: SamplingParams, cancelled: threading.Event):
         self.prompt, self.params, self.cancelled = prompt, params, cancelled
         self.finish_reason: str | None = None
-        self.reused_tokens = 0  # prompt tokens whose keys/values came from the prefix cache
         self._output: queue.SimpleQueue = queue.SimpleQueue()
         seed = params.seed if params.seed is not None else int(time.time_ns())
         self.rng = torch.Generator().manual_seed(seed)
@@ -150,7 +149,7 @@ class BatchEngine:
                 self._finish(stream, _Done("cancelled"))
                 continue
             slot, shared = self._claim_slot(stream.prompt)
-            stream.slot, stream.reused_tokens = slot, shared
+            stream.slot = slot
             self.reused_tokens += shared
             self.prefilled_tokens += len(stream.prompt) - shared
             logits = self.decoder.prefill(slot.index, stream.prompt[shared:], shared)
@@ -226,6 +225,10 @@ class BatchEngine:
     def stats(self) -> dict:
         return {
             "slots": len(self._slots),
+            # The bound on the cache's memory (touched only as slots fill up).
+            "kv_cache_max_bytes": self.decoder.kv_bytes_per_token()
+            * self.decoder.max_len
+            * len(self._slots),
             "busy_slots": sum(slot.busy for slot in self._slots),
             "running": len(self._running),
             "waiting": len(self._waiting),

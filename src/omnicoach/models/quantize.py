@@ -51,10 +51,6 @@ class PackedLinear:
         else:
             raise ValueError(f"unknown weight scheme {scheme!r}; choose from {SCHEMES}")
 
-    @property
-    def activation_dtype(self) -> torch.dtype:
-        return torch.float32 if self.scheme == "fp32" else torch.bfloat16
-
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         shape = x.shape
         x = x.reshape(-1, self.in_features)
@@ -69,12 +65,6 @@ class PackedLinear:
                 x, self.weight, INT4_GROUP, self.scales_and_zeros
             )
         return y.reshape(*shape[:-1], self.out_features)
-
-    def nbytes(self) -> int:
-        """Bytes of weights held (packed and dense copies)."""
-        names = ("weight", "scales", "scales_and_zeros", "dense")
-        tensors = [getattr(self, name) for name in names if hasattr(self, name)]
-        return sum(t.numel() * t.element_size() for t in tensors)
 
 
 def _int8_per_channel(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
