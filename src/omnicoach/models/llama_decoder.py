@@ -12,11 +12,11 @@ keeps keys and values in preallocated slots, so that:
 It is built from the weights of a loaded transformers model (after any LoRA merge) and uses the
 model's own rotary embedding, so RoPE variants come for free. Numerics: bfloat16 activations
 with low-bit weights (the kernels need them), fp32 throughout for the fp32 scheme; RMSNorm is
-computed in fp32 either way. Attention runs in bfloat16 on the bfloat16 cache: a sequence
-decoded in a batch (masked to its own length) is therefore not bit-identical to the same
-sequence decoded alone (logits up to ~0.9 apart, the same argmax in our checks), as in other
-batching servers. Attention in fp32 made them identical but cost 20 % of a two-sequence step
-at short contexts and more at long ones (casting the whole cache every step).
+computed in fp32 either way; decode-step attention runs in fp32 over short caches and in
+bfloat16 over long ones (whichever is faster, FP32_ATTENTION_UP_TO). A sequence decoded in a
+batch (masked to its own length) is therefore not bit-identical to the same sequence decoded
+alone (logits up to ~0.9 apart, the same next token in our checks), as in other batching
+servers.
 """
 
 import numpy as np
@@ -26,10 +26,11 @@ import torch.nn.functional as F
 from omnicoach.models.quantize import PackedLinear, Scheme
 
 SUPPORTED_MODEL_TYPES = ("llama",)
-# One query over more cached tokens than this uses _one_query_attention; fewer, SDPA (measured
-# per decode step at 60 / 400 / 1,400 cached tokens: SDPA 10.4 / 18.3 / 41.5 ms, ours 11.5 /
-# 13.7 / 19.2 ms). A batch always uses ours: it needs the per-row mask.
-ONE_QUERY_ATTENTION_FROM = 128
+# Decode-step attention (one query per sequence) over at most this many cached tokens runs in
+# fp32 (casting that much of the cache is cheaper than bfloat16's small-matrix overhead);
+# beyond, in bfloat16. Measured per layer: 90 tokens 29 µs in fp32 / 54 µs in bfloat16;
+# 400: 58 / 92 µs; 1,400: 341 / 235 µs. SDPA took 70 / 296 / 1,028 µs.
+FP32_ATTENTION_UP_TO = 512
 
 
 def supports(model) -> bool:
@@ -75,8 +76,6 @@ class LlamaDecoder:
             cos, sin = model.model.rotary_emb(self.embed[:1][None], positions)
             self.cos, self.sin = cos[0].to(self.dtype), sin[0].to(self.dtype)
 
-        kv_size = self.kv_heads * self.head_dim
-        self._qkv_sizes = [self.heads * self.head_dim, kv_size, kv_size]
         shape = (slots, self.kv_heads, max_len, self.head_dim)
         self.keys = [_lazy_zeros(shape, self.dtype) for _ in self.layers]
         self.values = [_lazy_zeros(shape, self.dtype) for _ in self.layers]
@@ -119,14 +118,14 @@ class LlamaDecoder:
         attend = _attention_mask(positions, end)
         for index, layer in enumerate(self.layers):
             h = _rms_norm(x, layer.attention_norm, self.eps)
-            q, k, v = layer.qkv(h).split(self._qkv_sizes, dim=-1)
-            q = q.view(batch, length, self.heads, self.head_dim).transpose(1, 2)
-            k = k.view(batch, length, self.kv_heads, self.head_dim).transpose(1, 2)
-            v = v.view(batch, length, self.kv_heads, self.head_dim).transpose(1, 2)
-            q = q * cos + _rotate_half(q) * sin
-            k = k * cos + _rotate_half(k) * sin
+            # Heads in the fused output: queries, then keys, then values.
+            heads = layer.qkv(h).view(batch, length, -1, self.head_dim).transpose(1, 2)
+            rotated = heads[:, : self.heads + self.kv_heads]  # one rotation for q and k
+            rotated = rotated * cos + _rotate_half(rotated) * sin
+            q, k = rotated.split([self.heads, self.kv_heads], dim=1)
+            v = heads[:, self.heads + self.kv_heads :]
             keys, values = self._store(index, slots, positions, k, v, end)
-            if length == 1 and (batch > 1 or end > ONE_QUERY_ATTENTION_FROM):
+            if length == 1:
                 o = _one_query_attention(q, keys, values, attend.get("attn_mask"))
             else:
                 o = F.scaled_dot_product_attention(q, keys, values, enable_gqa=True, **attend)
@@ -177,19 +176,20 @@ def _attention_mask(positions: torch.Tensor, end: int) -> dict:
 def _one_query_attention(q, keys, values, mask) -> torch.Tensor:
     """Attention for one new token per sequence, with grouped query heads.
 
-    SDPA with enable_gqa is slow on the CPU for a single query over a long cache (1.16 ms a
-    layer at 1,500 cached tokens against 0.27 ms here, measured). Here each key head is
-    multiplied by its group of query heads directly, and softmax runs in fp32.
+    SDPA with enable_gqa is slow on the CPU for a single query (see FP32_ATTENTION_UP_TO):
+    here each key head is multiplied by its group of query heads directly.
     q: [batch, heads, 1, dim]; keys/values: [batch, kv_heads, n, dim]; mask: [batch, 1, 1, n].
     """
     batch, heads, _, dim = q.shape
-    kv_heads = keys.shape[1]
-    grouped = q.reshape(batch, kv_heads, heads // kv_heads, dim)
-    scores = torch.matmul(grouped * dim**-0.5, keys.transpose(-1, -2))
+    kv_heads, cached = keys.shape[1], keys.shape[2]
+    dtype = torch.float32 if cached <= FP32_ATTENTION_UP_TO else q.dtype
+    grouped = q.reshape(batch, kv_heads, heads // kv_heads, dim).to(dtype) * dim**-0.5
+    scores = torch.matmul(grouped, keys.to(dtype).transpose(-1, -2))
     if mask is not None:
         scores = scores.masked_fill(~mask, float("-inf"))
-    weights = torch.softmax(scores, dim=-1, dtype=torch.float32).to(values.dtype)
-    return torch.matmul(weights, values).reshape(batch, heads, 1, dim)
+    weights = torch.softmax(scores, dim=-1, dtype=torch.float32).to(dtype)
+    out = torch.matmul(weights, values.to(dtype))
+    return out.reshape(batch, heads, 1, dim).to(q.dtype)
 
 
 def _rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
