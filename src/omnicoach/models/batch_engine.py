@@ -36,6 +36,11 @@ IDLE_POLL_S = 0.5
 class _Slot:
     index: int
     tokens: list[int] = field(default_factory=list)  # whose keys/values the slot holds
+    # The logits after the last prompt it prefilled, and that prompt's length: the same prompt
+    # again (a repeated or regenerated request) reuses them, so its answer is the same as the
+    # first time, to the bit (recomputing its last token after a cached prefix rounds
+    # differently in bfloat16 and can flip a greedy choice).
+    prompt_logits: tuple[int, torch.Tensor] | None = None
     busy: bool = False
     last_used: float = 0.0
 
@@ -150,10 +155,15 @@ class BatchEngine:
                 continue
             slot, shared = self._claim_slot(stream.prompt)
             stream.slot = slot
+            n = len(stream.prompt)
+            if shared == n - 1 and slot.prompt_logits and slot.prompt_logits[0] == n:
+                logits = slot.prompt_logits[1]  # the whole prompt is cached, with its logits
+                shared = n
+            else:
+                logits = self.decoder.prefill(slot.index, stream.prompt[shared:], shared)
             self.reused_tokens += shared
-            self.prefilled_tokens += len(stream.prompt) - shared
-            logits = self.decoder.prefill(slot.index, stream.prompt[shared:], shared)
-            slot.tokens = list(stream.prompt)
+            self.prefilled_tokens += n - shared
+            slot.tokens, slot.prompt_logits = list(stream.prompt), (n, logits)
             self._emit(stream, logits)
             if not stream.done:
                 self._running.append(stream)
@@ -210,7 +220,7 @@ class BatchEngine:
         slot = stream.slot
         if slot is not None:
             if isinstance(outcome, BaseException):
-                slot.tokens = []  # its cache may be half-written
+                slot.tokens, slot.prompt_logits = [], None  # its cache may be half-written
             slot.busy, slot.last_used = False, time.monotonic()
             stream.slot = None
         stream.done = True
@@ -220,7 +230,7 @@ class BatchEngine:
         """Forget what idle slots hold (benchmarks: every run starts cold). Call when idle."""
         for slot in self._slots:
             if not slot.busy:
-                slot.tokens = []
+                slot.tokens, slot.prompt_logits = [], None
 
     def stats(self) -> dict:
         return {

@@ -12,7 +12,7 @@ keeps keys and values in preallocated slots, so that:
 It is built from the weights of a loaded transformers model (after any LoRA merge) and uses the
 model's own rotary embedding, so RoPE variants come for free. Numerics: bfloat16 activations
 with low-bit weights (the kernels need them), fp32 throughout for the fp32 scheme; RMSNorm is
-computed in fp32 either way; decode-step attention runs in fp32 over short caches and in
+computed in fp32 either way; attention over cached keys runs in fp32 over short caches and in
 bfloat16 over long ones (whichever is faster, FP32_ATTENTION_UP_TO). A sequence decoded in a
 batch (masked to its own length) is therefore not bit-identical to the same sequence decoded
 alone (logits up to ~0.9 apart, the same next token in our checks), as in other batching
@@ -26,10 +26,11 @@ import torch.nn.functional as F
 from omnicoach.models.quantize import PackedLinear, Scheme
 
 SUPPORTED_MODEL_TYPES = ("llama",)
-# Decode-step attention (one query per sequence) over at most this many cached tokens runs in
-# fp32 (casting that much of the cache is cheaper than bfloat16's small-matrix overhead);
-# beyond, in bfloat16. Measured per layer: 90 tokens 29 µs in fp32 / 54 µs in bfloat16;
-# 400: 58 / 92 µs; 1,400: 341 / 235 µs. SDPA took 70 / 296 / 1,028 µs.
+# Attention of a few new queries (decode steps, the new part of a prompt after a cached
+# prefix) over at most this many cached tokens runs in fp32: casting that much of the cache is
+# cheaper than bfloat16's small-matrix overhead; beyond, in bfloat16. Measured per layer, one
+# query: 90 tokens 29 µs in fp32 / 54 µs in bfloat16; 400: 58 / 92 µs; 1,400: 341 / 235 µs.
+# SDPA took 70 / 296 / 1,028 µs.
 FP32_ATTENTION_UP_TO = 512
 
 
@@ -125,10 +126,10 @@ class LlamaDecoder:
             q, k = rotated.split([self.heads, self.kv_heads], dim=1)
             v = heads[:, self.heads + self.kv_heads :]
             keys, values = self._store(index, slots, positions, k, v, end)
-            if length == 1:
-                o = _one_query_attention(q, keys, values, attend.get("attn_mask"))
-            else:
-                o = F.scaled_dot_product_attention(q, keys, values, enable_gqa=True, **attend)
+            if attend.get("is_causal"):  # a whole prompt from position 0: SDPA's flash kernel
+                o = F.scaled_dot_product_attention(q, keys, values, enable_gqa=True, is_causal=True)
+            else:  # decode steps, and the new part of a prompt after a cached prefix
+                o = _grouped_attention(q, keys, values, attend.get("attn_mask"))
             x = x + layer.out(o.transpose(1, 2).reshape(batch, length, -1))
             h = _rms_norm(x, layer.mlp_norm, self.eps)
             gate, up = layer.gate_up(h).chunk(2, dim=-1)
@@ -173,23 +174,24 @@ def _attention_mask(positions: torch.Tensor, end: int) -> dict:
     return {"attn_mask": mask[:, None]}
 
 
-def _one_query_attention(q, keys, values, mask) -> torch.Tensor:
-    """Attention for one new token per sequence, with grouped query heads.
+def _grouped_attention(q, keys, values, mask) -> torch.Tensor:
+    """Attention of new queries over cached keys, with grouped query heads.
 
-    SDPA with enable_gqa is slow on the CPU for a single query (see FP32_ATTENTION_UP_TO):
-    here each key head is multiplied by its group of query heads directly.
-    q: [batch, heads, 1, dim]; keys/values: [batch, kv_heads, n, dim]; mask: [batch, 1, 1, n].
+    SDPA with enable_gqa is slow on the CPU when queries are few and the cache is long (see
+    FP32_ATTENTION_UP_TO): here each key head is multiplied by its group of query heads.
+    q: [batch, heads, new, dim]; keys/values: [batch, kv_heads, n, dim];
+    mask: [batch, 1, new, n] or None (every query sees every key).
     """
-    batch, heads, _, dim = q.shape
+    batch, heads, new, dim = q.shape
     kv_heads, cached = keys.shape[1], keys.shape[2]
     dtype = torch.float32 if cached <= FP32_ATTENTION_UP_TO else q.dtype
-    grouped = q.reshape(batch, kv_heads, heads // kv_heads, dim).to(dtype) * dim**-0.5
-    scores = torch.matmul(grouped, keys.to(dtype).transpose(-1, -2))
+    grouped = q.reshape(batch, kv_heads, heads // kv_heads, new, dim).to(dtype) * dim**-0.5
+    scores = torch.matmul(grouped, keys.to(dtype).transpose(-1, -2)[:, :, None])
     if mask is not None:
-        scores = scores.masked_fill(~mask, float("-inf"))
+        scores = scores.masked_fill(~mask[:, :, None], float("-inf"))
     weights = torch.softmax(scores, dim=-1, dtype=torch.float32).to(dtype)
-    out = torch.matmul(weights, values.to(dtype))
-    return out.reshape(batch, heads, 1, dim).to(q.dtype)
+    out = torch.matmul(weights, values.to(dtype)[:, :, None])
+    return out.reshape(batch, heads, new, dim).to(q.dtype)
 
 
 def _rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
