@@ -8,8 +8,8 @@ import os
 import torch
 
 # Chosen by measurement (benchmarks/llm_decode.py on the 2-core reference machine, README):
-# the fast int4 engine decodes 84.9 tok/s at 1 thread vs 67.0 at 2 (transformers fp32: 25.8
-# vs 26.1). Decoding dominates an answer's time, and one thread leaves the second core to the
+# the fast int4 engine decodes 82.6 tok/s at 1 thread vs 40.2 at 2 (transformers fp32: 24.8
+# vs 22.2). Decoding dominates an answer's time, and one thread leaves the second core to the
 # server (HTTP, tokenising, streaming) and other models.
 # Override with OMNICOACH_THREADS.
 DEFAULT_THREADS = 1
