@@ -157,13 +157,9 @@ def serve(
 @contextlib.contextmanager
 def _child_worker(settings: Settings):
     """`omnicoach worker` in a child process (same environment) while the server runs."""
-    from omnicoach.db import Database
-
     # Migrated before either process starts: two migrations of a new database at once would
     # both try to create the tables.
-    db = Database(settings.database)
-    db.migrate()
-    db.close()
+    _database(settings).close()
     child = subprocess.Popen(
         [sys.executable, "-m", "omnicoach.cli", *(["--debug"] if _debug else []), "worker"]
     )
@@ -219,10 +215,11 @@ keys_app = typer.Typer(help="API keys: each key is a user with its own conversat
 app.add_typer(keys_app, name="keys")
 
 
-def _database():
+def _database(settings: Settings | None = None):
+    """The database, migrated to the newest schema."""
     from omnicoach.db import Database
 
-    db = Database(load_settings().database)
+    db = Database((settings or load_settings()).database)
     db.migrate()
     return db
 

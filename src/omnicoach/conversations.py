@@ -4,7 +4,7 @@ import time
 
 from sqlalchemy import select
 
-from omnicoach.db import Database
+from omnicoach.db import Database, owned
 from omnicoach.db.schema import Conversation, Message
 from omnicoach.errors import NotFoundError
 
@@ -88,10 +88,7 @@ def append(
 
 
 def _owned(session, user: str, conversation_id: str) -> Conversation:
-    conversation = session.get(Conversation, conversation_id)
-    if conversation is None or conversation.user_id != user:
-        raise NotFoundError("conversation", conversation_id)
-    return conversation
+    return owned(session, Conversation, conversation_id, user, "conversation")
 
 
 def _title_from(text: str) -> str:

@@ -18,11 +18,10 @@ import filetype
 from sqlalchemy import func, select
 
 from omnicoach.config import Settings
-from omnicoach.db import Database
+from omnicoach.db import Database, owned
 from omnicoach.db.schema import StoredFile
 from omnicoach.errors import (
     FileTooLargeError,
-    NotFoundError,
     StorageFullError,
     UnsupportedFileTypeError,
 )
@@ -98,10 +97,7 @@ class FileStore:
 
     def get(self, db: Database, user: str, file_id: str) -> StoredFile:
         with db.read() as session:
-            stored = session.get(StoredFile, file_id)
-        if stored is None or stored.user_id != user:
-            raise NotFoundError("file", file_id)
-        return stored
+            return owned(session, StoredFile, file_id, user, "file")
 
     def list_for(self, db: Database, user: str, purpose: str | None = None) -> list[StoredFile]:
         query = select(StoredFile).where(StoredFile.user_id == user)
@@ -113,9 +109,7 @@ class FileStore:
     def delete(self, db: Database, user: str, file_id: str) -> None:
         """Forget the upload; the bytes go too when no other upload has the same content."""
         with db.write() as session:
-            stored = session.get(StoredFile, file_id)
-            if stored is None or stored.user_id != user:
-                raise NotFoundError("file", file_id)
+            stored = owned(session, StoredFile, file_id, user, "file")
             session.delete(stored)
             session.flush()
             others = session.scalar(select(func.count()).where(StoredFile.sha256 == stored.sha256))

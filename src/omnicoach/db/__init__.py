@@ -1,5 +1,5 @@
 """Persistence: SQLAlchemy tables, Alembic migrations, the Database handle."""
 
-from omnicoach.db.database import Database
+from omnicoach.db.database import Database, owned
 
-__all__ = ["Database"]
+__all__ = ["Database", "owned"]

@@ -18,6 +18,7 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from omnicoach.db.schema import LOCAL_USER_ID, User
+from omnicoach.errors import NotFoundError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_S = 30
@@ -83,3 +84,12 @@ class Database:
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+def owned(session: Session, table: type, row_id: str, user: str, kind: str):
+    """The row ROW_ID of TABLE if USER owns it. Another user's row is reported exactly like
+    a missing one (NotFoundError naming KIND), so ids never reveal what others have."""
+    row = session.get(table, row_id)
+    if row is None or row.user_id != user:
+        raise NotFoundError(kind, row_id)
+    return row

@@ -25,8 +25,12 @@ class JobRunner:
 
     @cached_property
     def registry(self) -> ModelRegistry:
-        """Created by the first job that needs a model; its loaded models serve later jobs."""
-        return ModelRegistry(self.settings)
+        """Created by the first job that needs a model; its loaded models serve later jobs.
+
+        Jobs use the fp32 transformers model itself (perplexity, training), never the chat
+        engine, so the worker does not build the fast one (its packed weights and KV cache).
+        """
+        return ModelRegistry(self.settings.model_copy(update={"engine": "transformers"}))
 
     def __call__(self, job_id: str) -> None:
         job = store.start(self.db, job_id)

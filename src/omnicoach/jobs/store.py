@@ -11,9 +11,8 @@ from typing import Any
 
 from sqlalchemy import select
 
-from omnicoach.db import Database
+from omnicoach.db import Database, owned
 from omnicoach.db.schema import Job, JobLog, JobMetric
-from omnicoach.errors import NotFoundError
 
 TERMINAL = ("succeeded", "failed", "cancelled")
 
@@ -39,19 +38,14 @@ def list_for(db: Database, user: str, limit: int = 100) -> list[Job]:
 
 def get(db: Database, user: str, job_id: str) -> Job:
     with db.read() as session:
-        job = session.get(Job, job_id)
-    if job is None or job.user_id != user:
-        raise NotFoundError("job", job_id)
-    return job
+        return owned(session, Job, job_id, user, "job")
 
 
 def request_cancel(db: Database, user: str, job_id: str) -> Job:
     """A queued job is cancelled at once; a running one when it next reports (the worker reads
     the flag); a finished one stays as it is."""
     with db.write() as session:
-        job = session.get(Job, job_id)
-        if job is None or job.user_id != user:
-            raise NotFoundError("job", job_id)
+        job = owned(session, Job, job_id, user, "job")
         if job.status not in TERMINAL:
             job.cancel_requested = True
         if job.status == "queued":

@@ -1,6 +1,8 @@
 """Who is asking: the Bearer key's user, or the local user while auth is off."""
 
-from fastapi import Request
+from typing import Annotated
+
+from fastapi import Depends, Request
 
 from omnicoach.db.schema import LOCAL_USER_ID
 from omnicoach.server.errors import APIError
@@ -27,3 +29,8 @@ def _unauthorized(message: str) -> APIError:
 
 def _masked(key: str) -> str:
     return key[:3] + "…" + key[-4:] if len(key) > 10 else "…"
+
+
+# A route parameter `user: CurrentUser` receives the caller's user id (FastAPI runs the check
+# once per request, also when the router already lists it as a dependency).
+CurrentUser = Annotated[str, Depends(current_user)]

@@ -3,17 +3,16 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
 from omnicoach import conversations
 from omnicoach.db.schema import Conversation, Message
 from omnicoach.errors import NotFoundError
-from omnicoach.server.auth import current_user
+from omnicoach.server.auth import CurrentUser
 from omnicoach.server.pagination import cursor_page
 
 router = APIRouter(prefix="/conversations", tags=["conversations"])
-User = Annotated[str, Depends(current_user)]
 
 
 class ConversationCreate(BaseModel):
@@ -47,14 +46,14 @@ def message_object(message: Message) -> dict:
 
 
 @router.post("", status_code=201)
-def create_conversation(body: ConversationCreate, request: Request, user: User) -> dict:
+def create_conversation(body: ConversationCreate, request: Request, user: CurrentUser) -> dict:
     return conversation_object(conversations.create(request.app.state.db, user, body.title))
 
 
 @router.get("")
 def list_conversations(
     request: Request,
-    user: User,
+    user: CurrentUser,
     after: str | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict:
@@ -64,32 +63,34 @@ def list_conversations(
 
 
 @router.get("/{conversation_id}")
-def get_conversation(conversation_id: str, request: Request, user: User) -> dict:
+def get_conversation(conversation_id: str, request: Request, user: CurrentUser) -> dict:
     return conversation_object(conversations.get(request.app.state.db, user, conversation_id))
 
 
 @router.patch("/{conversation_id}")
 def rename_conversation(
-    conversation_id: str, body: ConversationRename, request: Request, user: User
+    conversation_id: str, body: ConversationRename, request: Request, user: CurrentUser
 ) -> dict:
     db = request.app.state.db
     return conversation_object(conversations.rename(db, user, conversation_id, body.title))
 
 
 @router.delete("/{conversation_id}")
-def delete_conversation(conversation_id: str, request: Request, user: User) -> dict:
+def delete_conversation(conversation_id: str, request: Request, user: CurrentUser) -> dict:
     conversations.delete(request.app.state.db, user, conversation_id)
     return {"id": conversation_id, "object": "conversation.deleted", "deleted": True}
 
 
 @router.get("/{conversation_id}/messages")
-def list_messages(conversation_id: str, request: Request, user: User) -> dict:
+def list_messages(conversation_id: str, request: Request, user: CurrentUser) -> dict:
     found = conversations.messages(request.app.state.db, user, conversation_id)
     return {"object": "list", "data": [message_object(m) for m in found]}
 
 
 @router.delete("/{conversation_id}/messages/{message_id}")
-def delete_messages_from(conversation_id: str, message_id: str, request: Request, user: User):
+def delete_messages_from(
+    conversation_id: str, message_id: str, request: Request, user: CurrentUser
+):
     """Delete this message and all after it: to regenerate an answer, delete it, then chat
     with the conversation and no new message."""
     number = message_id.removeprefix("msg_")

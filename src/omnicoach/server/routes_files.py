@@ -2,16 +2,15 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, File, Form, Query, Request, UploadFile
+from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from fastapi.responses import FileResponse
 from starlette.concurrency import run_in_threadpool
 
 from omnicoach.db.schema import StoredFile
-from omnicoach.server.auth import current_user
+from omnicoach.server.auth import CurrentUser
 from omnicoach.server.pagination import cursor_page
 
 router = APIRouter(prefix="/v1/files", tags=["files"])
-User = Annotated[str, Depends(current_user)]
 
 
 def file_object(stored: StoredFile) -> dict:
@@ -32,7 +31,7 @@ def file_object(stored: StoredFile) -> dict:
 @router.post("")
 async def upload_file(
     request: Request,
-    user: User,
+    user: CurrentUser,
     file: Annotated[UploadFile, File(description="The file; its type is read from its bytes.")],
     purpose: Annotated[str, Form(min_length=1, max_length=64)] = "user_data",
 ) -> dict:
@@ -46,7 +45,7 @@ async def upload_file(
 @router.get("")
 def list_files(
     request: Request,
-    user: User,
+    user: CurrentUser,
     purpose: str | None = None,
     after: str | None = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 10_000,
@@ -56,12 +55,12 @@ def list_files(
 
 
 @router.get("/{file_id}")
-def get_file(file_id: str, request: Request, user: User) -> dict:
+def get_file(file_id: str, request: Request, user: CurrentUser) -> dict:
     return file_object(request.app.state.files.get(request.app.state.db, user, file_id))
 
 
 @router.get("/{file_id}/content")
-def download_file(file_id: str, request: Request, user: User) -> FileResponse:
+def download_file(file_id: str, request: Request, user: CurrentUser) -> FileResponse:
     store = request.app.state.files
     stored = store.get(request.app.state.db, user, file_id)
     return FileResponse(
@@ -70,6 +69,6 @@ def download_file(file_id: str, request: Request, user: User) -> FileResponse:
 
 
 @router.delete("/{file_id}")
-def delete_file(file_id: str, request: Request, user: User) -> dict:
+def delete_file(file_id: str, request: Request, user: CurrentUser) -> dict:
     request.app.state.files.delete(request.app.state.db, user, file_id)
     return {"id": file_id, "object": "file", "deleted": True}

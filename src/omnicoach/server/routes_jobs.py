@@ -16,11 +16,10 @@ from omnicoach.db.schema import Job, JobLog, JobMetric
 from omnicoach.jobs import store
 from omnicoach.jobs.context import InvalidParam, Submission
 from omnicoach.jobs.kinds import KINDS
-from omnicoach.server.auth import current_user
+from omnicoach.server.auth import CurrentUser
 from omnicoach.server.errors import APIError, from_domain_error
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
-User = Annotated[str, Depends(current_user)]
 
 EVENTS_POLL_S = 0.5  # how often an event stream looks at the database
 RECENT_LOGS = 100  # log lines in GET /jobs/{id}; the event stream sends them all
@@ -31,7 +30,7 @@ class JobCreate(BaseModel):
     params: dict[str, Any] = Field(default_factory=dict, description="The kind's parameters.")
 
 
-def owned_job(job_id: str, request: Request, user: User) -> Job:
+def owned_job(job_id: str, request: Request, user: CurrentUser) -> Job:
     """The caller's job JOB_ID; another user's is as missing as one that never existed."""
     return store.get(request.app.state.db, user, job_id)
 
@@ -70,7 +69,7 @@ def metric_object(point: JobMetric) -> dict:
 
 
 @router.post("", status_code=201)
-def create_job(body: JobCreate, request: Request, user: User) -> dict:
+def create_job(body: JobCreate, request: Request, user: CurrentUser) -> dict:
     """Validate the params, store the job, queue it; it starts when a worker is free."""
     kind = KINDS.get(body.kind)
     if kind is None:
@@ -110,7 +109,7 @@ def _params_error(exc: ValidationError) -> APIError:
 
 @router.get("")
 def list_jobs(
-    request: Request, user: User, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+    request: Request, user: CurrentUser, limit: Annotated[int, Query(ge=1, le=1000)] = 100
 ) -> dict:
     """The caller's jobs, newest first."""
     found = store.list_for(request.app.state.db, user, limit)
@@ -155,7 +154,7 @@ async def job_events(job: OwnedJob, request: Request) -> AsyncIterator[ServerSen
 
 
 @router.post("/{job_id}/cancel")
-def cancel_job(job_id: str, request: Request, user: User) -> dict:
+def cancel_job(job_id: str, request: Request, user: CurrentUser) -> dict:
     """A queued job is cancelled at once, a running one within about a second; a finished
     job is returned as it is."""
     return job_object(store.request_cancel(request.app.state.db, user, job_id))

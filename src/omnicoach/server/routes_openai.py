@@ -5,21 +5,19 @@ import json
 import time
 import uuid
 from collections.abc import AsyncIterator
-from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from omnicoach.errors import OmnicoachError
 from omnicoach.models.llm import SamplingParams
-from omnicoach.server.auth import current_user
+from omnicoach.server.auth import CurrentUser
 from omnicoach.server.conversation_turns import StoredConversation
 from omnicoach.server.errors import APIError, error_body, from_domain_error
 from omnicoach.server.openai_schemas import ChatCompletionRequest, ChatMessage, EmbeddingRequest
 
 router = APIRouter(prefix="/v1", tags=["OpenAI-compatible"])
-User = Annotated[str, Depends(current_user)]
 
 
 @router.get("/models")
@@ -48,7 +46,7 @@ def _model_card(registry, spec) -> dict:
 
 
 @router.post("/chat/completions")
-async def chat_completions(body: ChatCompletionRequest, request: Request, user: User):
+async def chat_completions(body: ChatCompletionRequest, request: Request, user: CurrentUser):
     _refuse_unsupported(body)
     messages = [_plain_message(m, i) for i, m in enumerate(body.messages)]
     conversation = None
