@@ -90,6 +90,7 @@ QUESTIONS = [
     "What should I eat before a morning session?",
     "Give me a short routine for tomorrow.",
 ]
+ANSWER_TOKENS = 130  # ~1,400 tokens of history by turn 10
 
 
 def run_conversation(engine: str, threads: int, data_dir: str) -> dict:
@@ -100,38 +101,55 @@ def run_conversation(engine: str, threads: int, data_dir: str) -> dict:
     llm.complete(MESSAGES, SamplingParams(max_tokens=8, temperature=0.0))  # warm-up
     if llm.engine is not None:
         llm.engine.clear_prefix_cache()
-    answer_params = SamplingParams(max_tokens=130, temperature=0.0, ignore_eos=True)
+    answer_params = SamplingParams(max_tokens=ANSWER_TOKENS, temperature=0.0, ignore_eos=True)
+    prompt_tokens = []
+
+    def answer(messages):
+        generation = llm.stream(messages, answer_params)
+        yield from generation
+        prompt_tokens.append(generation.prompt_tokens)
+
+    ttfts = converse(answer)
+    if llm.engine is not None:
+        llm.engine.close()
+    return conversation_row(ENGINE_NAMES[engine], threads, ttfts, prompt_tokens)
+
+
+def converse(answer) -> list[float]:
+    """Ask QUESTIONS in turn through ANSWER(messages) → text deltas; each turn's TTFT."""
     messages = [{"role": "system", "content": MESSAGES[0]["content"]}]
-    ttfts, prompt_tokens = [], []
+    ttfts = []
     for question in QUESTIONS:
         messages.append({"role": "user", "content": question})
         start = time.perf_counter()
-        generation = llm.stream(messages, answer_params)
         parts = []
-        for delta in generation:
+        for delta in answer(messages):
             if not parts:
                 ttfts.append(time.perf_counter() - start)
             parts.append(delta)
-        prompt_tokens.append(generation.prompt_tokens)
         messages.append({"role": "assistant", "content": "".join(parts)})
-    if llm.engine is not None:
-        llm.engine.close()
+    return ttfts
+
+
+def conversation_row(engine: str, threads: int, ttfts: list[float], prompt_tokens: list) -> dict:
     return {
-        "engine": ENGINE_NAMES[engine],
+        "engine": engine,
         "threads": threads,
-        "turn1_prompt_tokens": prompt_tokens[0],
-        "turn10_prompt_tokens": prompt_tokens[-1],
+        "turn1_prompt_tokens": prompt_tokens[0] if prompt_tokens else "",
+        "turn10_prompt_tokens": prompt_tokens[-1] if prompt_tokens else "",
         "turn1_ttft_s": round(ttfts[0], 3),
         "turn10_ttft_s": round(ttfts[-1], 3),
         "turn10_vs_turn1": round(ttfts[-1] / ttfts[0], 2),
     }
 
 
-def run_llama_cpp(threads: int, new_tokens: int, repeats: int) -> dict | None:
+def load_llama_cpp(threads: int):
+    """llama.cpp on the same GGUF, and a logits processor that forbids end of turn (as
+    ignore_eos does on our side) — or None when llama-cpp-python is not installed."""
     try:
         from llama_cpp import Llama, LogitsProcessorList
     except ImportError:
-        return None
+        return None, None
     from omnicoach.models.bundled import smollm2_gguf
 
     llm = Llama(
@@ -139,10 +157,40 @@ def run_llama_cpp(threads: int, new_tokens: int, repeats: int) -> dict | None:
     )
     eos = llm.token_eos()
 
-    def no_eos(_ids, scores):  # decode exactly new_tokens, as ignore_eos does on our side
+    def no_eos(_ids, scores):
         scores[eos] = -float("inf")
         return scores
 
+    return llm, LogitsProcessorList([no_eos])
+
+
+def run_llama_cpp_conversation(threads: int) -> dict | None:
+    """The same conversation through llama.cpp, which keeps the KV cache of the previous
+    prompt and evaluates only what follows the longest shared beginning (its prefix reuse)."""
+    llm, no_eos = load_llama_cpp(threads)
+    if llm is None:
+        return None
+    llm.create_chat_completion(MESSAGES, max_tokens=8, temperature=0.0)  # warm-up
+    llm.reset()
+
+    def answer(messages):
+        for chunk in llm.create_chat_completion(
+            messages,
+            max_tokens=ANSWER_TOKENS,
+            temperature=0.0,
+            stream=True,
+            logits_processor=no_eos,
+        ):
+            if content := chunk["choices"][0]["delta"].get("content"):
+                yield content
+
+    return conversation_row("llama.cpp Q4_1 (llama-cpp-python)", threads, converse(answer), [])
+
+
+def run_llama_cpp(threads: int, new_tokens: int, repeats: int) -> dict | None:
+    llm, no_eos = load_llama_cpp(threads)
+    if llm is None:
+        return None
     runs = []
     for i in range(repeats + 1):
         llm.reset()  # no prefix reuse between runs: a cold prompt each time, as on our side
@@ -153,7 +201,7 @@ def run_llama_cpp(threads: int, new_tokens: int, repeats: int) -> dict | None:
             max_tokens=new_tokens,
             temperature=0.0,
             stream=True,
-            logits_processor=LogitsProcessorList([no_eos]),
+            logits_processor=no_eos,
         ):
             if chunk["choices"][0]["delta"].get("content"):
                 first = first or time.perf_counter()
@@ -220,6 +268,8 @@ def main() -> None:
             result = run_torch(rest[0], int(rest[1]), args.new_tokens, args.repeats, rest[2])
         elif kind == "conversation":
             result = run_conversation(rest[0], int(rest[1]), rest[2])
+        elif kind == "llama-conversation":
+            result = run_llama_cpp_conversation(int(rest[0]))
         else:
             result = run_llama_cpp(int(rest[0]), args.new_tokens, args.repeats)
         print(json.dumps(result))
@@ -284,17 +334,20 @@ def main() -> None:
     for row in rows:
         print("| " + " | ".join(str(row.get(c, "")) for c in columns) + " |")
 
-    conversation = [
-        in_subprocess("conversation", engine, str(threads), str(REPO / "var"))
-        for threads in args.threads
-        for engine in ("transformers", "fast")
-    ]
+    conversation = []
+    for threads in args.threads:
+        for engine in ("transformers", "fast"):
+            conversation.append(
+                in_subprocess("conversation", engine, str(threads), str(REPO / "var"))
+            )
+        if llama_row := in_subprocess("llama-conversation", str(threads)):
+            conversation.append(llama_row)
     columns = list(conversation[0])
-    print("\nA ten-turn conversation (each answer 130 tokens):")
+    print(f"\nA ten-turn conversation (each answer {ANSWER_TOKENS} tokens):")
     print("| " + " | ".join(columns) + " |")
     print("|" + "---|" * len(columns))
     for row in conversation:
-        print("| " + " | ".join(str(row[c]) for c in columns) + " |")
+        print("| " + " | ".join(str(row.get(c, "")) for c in columns) + " |")
 
     if not ratios:
         print("(llama-cpp-python is not installed: no llama.cpp reference in this run)")

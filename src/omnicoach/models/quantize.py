@@ -41,19 +41,21 @@ class PackedLinear:
         if scheme == "fp32":
             self.weight = weight.contiguous()
             return
-        self.dense = weight.to(torch.bfloat16)
         if scheme == "int8":
-            self.weight, self.scales = _int8_per_channel(weight)
+            self.weight, self.scales, dequantised = _int8_per_channel(weight)
         elif scheme == "int4":
             if self.in_features % INT4_GROUP:
                 raise ValueError(f"int4 needs in_features divisible by {INT4_GROUP}")
-            self.weight, self.scales_and_zeros = _int4_grouped(weight)
+            self.weight, self.scales_and_zeros, dequantised = _int4_grouped(weight)
         else:
             raise ValueError(f"unknown weight scheme {scheme!r}; choose from {SCHEMES}")
+        # The same quantised weights, expanded: prompts see exactly the weights decoding does.
+        self.dense = dequantised.to(torch.bfloat16)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         shape = x.shape
-        x = x.reshape(-1, self.in_features)
+        if x.dim() != 2:
+            x = x.reshape(-1, self.in_features)
         if self.scheme == "fp32":
             y = F.linear(x, self.weight)
         elif x.shape[0] >= DENSE_FROM_ROWS:
@@ -64,16 +66,19 @@ class PackedLinear:
             y = torch.ops.aten._weight_int4pack_mm_for_cpu(
                 x, self.weight, INT4_GROUP, self.scales_and_zeros
             )
-        return y.reshape(*shape[:-1], self.out_features)
+        return y if len(shape) == 2 else y.reshape(*shape[:-1], self.out_features)
 
 
-def _int8_per_channel(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _int8_per_channel(weight: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """(codes, scales, the weight they decode to)"""
     scales = weight.abs().amax(dim=1).clamp(min=1e-12) / 127
     quantised = torch.round(weight / scales[:, None]).clamp(-127, 127).to(torch.int8)
-    return quantised.contiguous(), scales.to(torch.bfloat16)
+    scales = scales.to(torch.bfloat16)
+    return quantised.contiguous(), scales, quantised.float() * scales.float()[:, None]
 
 
-def _int4_grouped(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _int4_grouped(weight: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """(packed codes, scales and zeros, the weight they decode to)"""
     out_features, in_features = weight.shape
     groups = weight.reshape(out_features, in_features // INT4_GROUP, INT4_GROUP)
     low = groups.amin(dim=-1, keepdim=True)
@@ -86,4 +91,7 @@ def _int4_grouped(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     packed = torch.ops.aten._convert_weight_to_int4pack_for_cpu(
         codes.reshape(out_features, in_features), 1
     )
-    return packed, scales_and_zeros.to(torch.bfloat16)
+    scales_and_zeros = scales_and_zeros.to(torch.bfloat16)
+    scales, zeros = scales_and_zeros.float().transpose(0, 1).unbind(-1)
+    dequantised = (codes - 8) * scales[..., None] + zeros[..., None]
+    return packed, scales_and_zeros, dequantised.reshape(out_features, in_features)
