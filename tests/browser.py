@@ -27,13 +27,14 @@ LAUNCH_ARGS = [
 ARTIFACTS = REPO / "test-artifacts" / "page"
 
 
-def launch(playwright: Playwright) -> Browser:
+def launch(playwright: Playwright, extra_args: list[str] = ()) -> Browser:
+    """Headless Chromium; EXTRA_ARGS add flags (e.g. a fake microphone for the voice tests)."""
     if not Path(CHROMIUM).exists():
         raise RuntimeError(
             f"no Chromium at {CHROMIUM}: install the Debian package `chromium` "
             "(`make setup` does, from system-packages.txt)"
         )
-    return playwright.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
+    return playwright.chromium.launch(executable_path=CHROMIUM, args=[*LAUNCH_ARGS, *extra_args])
 
 
 class PageWatch:

@@ -53,3 +53,19 @@ def _no_config_from_environment(monkeypatch):
     for name in list(os.environ):
         if name.startswith("OMNICOACH_"):
             monkeypatch.delenv(name)
+
+
+@pytest.fixture(scope="session")
+def speech_to_text(registry):
+    return registry.speech_to_text()
+
+
+@pytest.fixture(scope="session")
+def text_to_speech(registry):
+    return registry.text_to_speech()
+
+
+@pytest.fixture(scope="session")
+def speech_dir(tmp_path_factory):
+    """Where the session's generated speech (espeak-ng, Piper) is written."""
+    return tmp_path_factory.mktemp("speech")

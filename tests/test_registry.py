@@ -15,8 +15,13 @@ def test_bundled_models_are_listed_with_licence_and_size(tmp_path):
     specs = {s.name: s for s in registry.specs()}
     assert specs["smollm2-135m-instruct"].role == "chat"
     assert specs["all-minilm-l6-v2"].role == "embedding"
+    assert specs["whisper-tiny.en"].role == "speech-to-text"
+    assert specs["piper-joe-medium"].role == "text-to-speech"
+    licences = {name: spec.licence for name, spec in specs.items()}
+    assert licences["smollm2-135m-instruct"] == licences["all-minilm-l6-v2"] == "Apache-2.0"
+    assert licences["whisper-tiny.en"] == "MIT"
+    assert "GPL-3.0+" in licences["piper-joe-medium"]  # the engine's, said up front
     for spec in specs.values():
-        assert spec.licence == "Apache-2.0"
         assert size_on_disk(spec.locate()) > 10_000_000  # real weights, not pointers
         assert not registry.is_loaded(spec.name)
 

@@ -206,8 +206,8 @@ def test_busy_server_answers_503_and_disconnects_free_their_slots(server):
                 ],
             },
             400,
-            "messages[0].content[0]",
-            "unsupported_content_part",
+            "messages[0].content[0].input_audio",
+            "invalid_input_audio",
         ),
         (
             {"model": CHAT, "messages": [{"role": "user", "content": "hi " * 3000}]},

@@ -6,6 +6,7 @@ line on stderr and exit with status 2; `--debug` adds the traceback.
 
 import contextlib
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -15,7 +16,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 
 from omnicoach.config import Settings, load_settings
 from omnicoach.errors import OmnicoachError
@@ -191,15 +192,24 @@ def worker() -> None:
 def list_models() -> None:
     """List every model: name, role, source, size on disk, licence, loaded or not."""
     settings, registry = _registry()
-    table = Table("name", "role", "source", "size", "licence", "loaded")
-    for spec in registry.specs():
+    # Names and roles stay whole (they are typed back); the other columns wrap around them.
+    specs = registry.specs()
+    name = Column("name", min_width=max(len(spec.name) for spec in specs))
+    role = Column("role", min_width=max(len(spec.role) for spec in specs))
+    wrapped = [Column(header, overflow="fold") for header in ("source", "size", "licence")]
+    table = Table(name, role, *wrapped, Column("loaded", min_width=3))
+    for spec in specs:
         try:
             size = _human_size(size_on_disk(spec.locate()))
         except (OmnicoachError, OSError) as exc:
             size = f"missing ({exc})"
-        default = (
-            " (default)" if spec.name in (settings.chat_model, settings.embedding_model) else ""
+        defaults = (
+            settings.chat_model,
+            settings.embedding_model,
+            settings.speech_to_text_model,
+            settings.text_to_speech_model,
         )
+        default = " (default)" if spec.name in defaults else ""
         table.add_row(
             spec.name + default,
             spec.role,
@@ -208,7 +218,10 @@ def list_models() -> None:
             spec.licence,
             "yes" if registry.is_loaded(spec.name) else "no",
         )
-    Console().print(table)
+    console = Console()
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        console = Console(width=140)  # piped: no screen to fit, so one line per model
+    console.print(table)
 
 
 keys_app = typer.Typer(help="API keys: each key is a user with its own conversations, files, jobs.")

@@ -28,12 +28,14 @@ DEFAULT_SYSTEM_PROMPT = (
 
 
 class ModelOverride(BaseModel):
-    """A model the user adds by path: a local Hugging Face directory or a GGUF file."""
+    """A model the user adds by path: a local Hugging Face directory or a GGUF file (chat,
+    embedding), a CTranslate2 Whisper directory (speech-to-text) or a Piper voice's .onnx
+    file with its .onnx.json beside it (text-to-speech)."""
 
     model_config = {"extra": "forbid"}
 
     name: str = Field(min_length=1)
-    role: Literal["chat", "embedding"]
+    role: Literal["chat", "embedding", "speech-to-text", "text-to-speech"]
     path: Path
     licence: str = "unknown (set `licence` in the config)"
 
@@ -46,6 +48,15 @@ class Settings(BaseSettings):
     threads: int = Field(default=0, ge=0)
     chat_model: str = "smollm2-135m-instruct"
     embedding_model: str = "all-minilm-l6-v2"
+    speech_to_text_model: str = "whisper-tiny.en"
+    text_to_speech_model: str = "piper-joe-medium"
+    # CPU threads of each speech model (CTranslate2 for Whisper, ONNX Runtime for Piper);
+    # 0 = the measured default, 1: Whisper is faster at 1 than at 2 on the 2-core machine, and
+    # Piper speaks while the chat model writes on the other core (benchmarks/voice.py).
+    speech_threads: int = Field(default=0, ge=0)
+    # Longer audio is refused with 400. Checked on the decoded samples, because browser
+    # recordings (WebM) carry no duration in their header.
+    max_audio_seconds: float = Field(default=300, gt=0)
     # Used when a conversation has no system message; "" keeps the model template's own default.
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
     # Upper bound on prompt + completion tokens; the model's own limit applies when smaller.

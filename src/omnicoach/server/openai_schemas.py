@@ -78,3 +78,18 @@ class EmbeddingRequest(BaseModel):
     input: str | list[str] | list[int] | list[list[int]]
     encoding_format: Literal["float", "base64"] = "float"
     dimensions: int | None = Field(default=None, ge=1)
+
+
+class SpeechRequest(BaseModel):
+    """/v1/audio/speech. `instructions` and `stream_format` are declared so the route can
+    refuse what Piper cannot do rather than ignore it."""
+
+    model_config = ConfigDict(extra="allow")
+
+    model: str
+    input: str  # checked by the route: 400 when empty or over 4096 characters, as OpenAI
+    voice: str
+    response_format: Literal["mp3", "opus", "aac", "flac", "wav", "pcm"] = "mp3"
+    speed: float = Field(default=1.0, ge=0.25, le=4.0)
+    instructions: str | None = None
+    stream_format: Literal["audio", "sse"] = "audio"

@@ -13,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from omnicoach.errors import OmnicoachError
 from omnicoach.models.llm import SamplingParams
 from omnicoach.server.auth import CurrentUser
+from omnicoach.server.chat_audio import transcribe_audio_parts
 from omnicoach.server.conversation_turns import StoredConversation
 from omnicoach.server.errors import APIError, error_body, from_domain_error
 from omnicoach.server.openai_schemas import ChatCompletionRequest, ChatMessage, EmbeddingRequest
@@ -48,6 +49,8 @@ def _model_card(registry, spec) -> dict:
 @router.post("/chat/completions")
 async def chat_completions(body: ChatCompletionRequest, request: Request, user: CurrentUser):
     _refuse_unsupported(body)
+    # Spoken questions become their transcripts: the engine and the stored conversation see text.
+    warnings = await transcribe_audio_parts(body, request)
     messages = [_plain_message(m, i) for i, m in enumerate(body.messages)]
     conversation = None
     if body.conversation_id is not None:
@@ -75,6 +78,8 @@ async def chat_completions(body: ChatCompletionRequest, request: Request, user: 
     created = int(time.time())
     # Extension: answers in a conversation name it.
     extra = {"conversation_id": conversation.id} if conversation is not None else {}
+    if warnings:  # Extension: a transcript that is probably wrong says so.
+        extra["warnings"] = warnings
     if body.stream:
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
         events = _sse_chunks(

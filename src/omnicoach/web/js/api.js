@@ -124,3 +124,40 @@ export async function streamChat(body, { signal, onOpen = () => {}, onDelta }) {
   // The body ended without [DONE]: the server or the network dropped us mid-answer.
   throw new ApiError("The connection closed before the answer was finished.", { kind: "cut" });
 }
+
+/** POST a request whose answer is not JSON; resolves to the Response, rejects with ApiError. */
+async function post(path, init) {
+  let response;
+  try {
+    response = await fetch(path, { method: "POST", ...init });
+  } catch (error) {
+    if (init.signal && init.signal.aborted) throw error;
+    throw new ApiError("Could not reach the server.", { kind: "network" });
+  }
+  if (!response.ok) throw await errorFrom(response);
+  return response;
+}
+
+/**
+ * Transcribe a recording or an audio file: resolves to {text, warning} (warning is set when
+ * the server thinks the transcript is probably wrong).
+ */
+export async function transcribe(audio, filename, model, { signal } = {}) {
+  const form = new FormData();
+  form.append("file", audio, filename);
+  form.append("model", model);
+  // No Content-Type header: the browser writes multipart/form-data with its boundary.
+  const response = await post("v1/audio/transcriptions", { headers: headers(), body: form, signal });
+  const body = await response.json();
+  return { text: body.text || "", warning: body.warning || null };
+}
+
+/** Speech for `text` as encoded audio bytes (an ArrayBuffer in `format`). */
+export async function speech(text, { model, voice, format, signal }) {
+  const response = await post("v1/audio/speech", {
+    headers: headers({ "Content-Type": "application/json" }),
+    body: JSON.stringify({ model, voice, input: text, response_format: format }),
+    signal,
+  });
+  return response.arrayBuffer();
+}

@@ -2,10 +2,16 @@
 // The server is the source of truth: after every answer the page reads the conversation back,
 // so what it shows is what a reload would show. Plain ES modules, no framework, no build step.
 
-import { api, setApiKey, streamChat } from "./api.js";
+import { api, speech, setApiKey, streamChat, transcribe } from "./api.js";
 import { copyText, el, icon, iconButton } from "./dom.js";
 import { renderMarkdown } from "./markdown.js";
+import { recordingName, VoiceRecorder } from "./recorder.js";
 import { applyTheme, loadSettings, saveSettings } from "./settings.js";
+import { SpeechPlayer, unlockAudio } from "./speech.js";
+
+// OpenAI's model and voice names: the server maps them to its configured speech models.
+const SPEECH_TO_TEXT = "whisper-1";
+const TEXT_TO_SPEECH = { model: "tts-1", voice: "alloy", format: "mp3" };
 
 const $ = (id) => document.getElementById(id);
 const ui = {
@@ -31,6 +37,17 @@ const ui = {
   input: $("composer-input"),
   send: $("send"),
   stop: $("stop"),
+  attach: $("attach"),
+  microphone: $("microphone"),
+  audioUpload: $("audio-upload"),
+  audioFile: $("audio-file"),
+  recorder: $("recorder"),
+  levelBar: $("level-bar"),
+  recorderStatus: $("recorder-status"),
+  recorderTime: $("recorder-time"),
+  recordingCancel: $("recording-cancel"),
+  recordingSend: $("recording-send"),
+  speakToggle: $("speak-replies"),
   settingsDialog: $("settings-dialog"),
   settingsForm: $("settings-form"),
   settingsCancel: $("settings-cancel"),
@@ -60,6 +77,8 @@ const state = {
   error: null, // {error, retry}: why the last action failed, shown in the conversation
   stream: null, // {controller, cid, live}: the answer request in flight
   loading: false, // a conversation is being opened
+  voice: null, // {phase: "starting" | "recording" | "transcribing", recorder, controller, …}
+  speaker: null, // the SpeechPlayer reading the current answer aloud
 };
 
 // ---------------------------------------------------------------- start
@@ -69,6 +88,7 @@ function init() {
   setApiKey(state.settings.apiKey);
   bindEvents();
   setSidebar(!narrow.matches);
+  renderSpeakToggle();
   updateComposer();
   renderModelName();
   loadEverything();
@@ -139,6 +159,7 @@ function navigate(id) {
 async function openConversation(id) {
   // One answer at a time: leaving a chat stops its answer (the server keeps what was written).
   stopAnswer();
+  stopSpeaking();
   Object.assign(state, { current: id, messages: [], pending: null, live: null, error: null });
   state.loading = Boolean(id);
   renderSidebar();
@@ -209,6 +230,8 @@ function send(text) {
 async function answer(question, prepare = null, retryPrepare = null) {
   const live = { content: "", status: "streaming" };
   const turn = { controller: new AbortController(), cid: state.current, live };
+  // Started here, still inside the click or key press that asked: browsers allow sound then.
+  const speaker = state.settings.speakReplies ? startSpeaking() : null;
   Object.assign(state, { stream: turn, live, error: null });
   let prepared = !prepare;
   let accepted = false; // the server took the request: it stores the question and the answer
@@ -230,12 +253,15 @@ async function answer(question, prepare = null, retryPrepare = null) {
       onDelta: (text) => {
         live.content += text;
         scheduleLiveRender();
+        if (speaker) speaker.push(text);
       },
     });
     live.status = "complete";
+    if (speaker) speaker.end();
     announce(live.content);
   } catch (error) {
     live.status = "incomplete";
+    if (speaker) speaker.stop();
     if (turn.controller.signal.aborted) {
       announce("Answer stopped.");
     } else if (state.current === turn.cid) {
@@ -320,6 +346,167 @@ async function retry() {
   if (last && last.role === "user") return answer(null); // asked, but no answer stored
   if (last && last.role === "assistant" && last.status === "incomplete") return regenerate();
   renderThread();
+}
+
+// ---------------------------------------------------------------- voice
+
+/** Read answers aloud from now on (or not); kept with the other settings. */
+function setSpeakReplies(on) {
+  state.settings = { ...state.settings, speakReplies: on };
+  saveSettings(state.settings);
+  renderSpeakToggle();
+  if (on) unlockAudio();
+  else stopSpeaking();
+  announce(on ? "Replies will be read aloud." : "Replies will not be read aloud.");
+}
+
+function renderSpeakToggle() {
+  ui.speakToggle.setAttribute("aria-pressed", String(Boolean(state.settings.speakReplies)));
+}
+
+function startSpeaking() {
+  stopSpeaking();
+  const speaker = new SpeechPlayer({
+    fetchAudio: (text, signal) => speech(text, { ...TEXT_TO_SPEECH, signal }),
+    onState: (playback) => {
+      if (state.speaker !== speaker) return; // an earlier answer's player, stopped
+      ui.speakToggle.classList.toggle("speaking", playback === "speaking");
+    },
+    onError: (error) => showNotice(`Could not read the answer aloud: ${error.message}`),
+  });
+  state.speaker = speaker;
+  return speaker;
+}
+
+function stopSpeaking() {
+  if (state.speaker) state.speaker.stop();
+  state.speaker = null;
+  ui.speakToggle.classList.remove("speaking");
+}
+
+async function startRecording() {
+  if (state.voice || state.stream) return;
+  hideNotice();
+  const recorder = new VoiceRecorder({
+    onLevel: (level) => {
+      ui.levelBar.style.transform = `scaleX(${level})`;
+    },
+  });
+  const voice = { phase: "starting", recorder };
+  state.voice = voice;
+  renderVoice();
+  try {
+    await recorder.start();
+  } catch (error) {
+    if (state.voice === voice) endVoice(ui.microphone);
+    showNotice(error.message);
+    return;
+  }
+  if (state.voice !== voice) {
+    recorder.cancel(); // cancelled while the microphone was starting
+    return;
+  }
+  voice.phase = "recording";
+  voice.started = Date.now();
+  voice.timer = setInterval(renderRecordingTime, 250);
+  renderVoice();
+  ui.recordingSend.focus();
+  announce("Recording. Press the send button to send it, or Escape to cancel.");
+}
+
+/** Stop recording and send the recording: its transcript becomes the question. */
+async function finishRecording() {
+  const voice = state.voice;
+  if (!voice || voice.phase !== "recording") return;
+  if (state.settings.speakReplies) unlockAudio(); // the reply is spoken after this click
+  clearInterval(voice.timer);
+  let recording;
+  try {
+    recording = await voice.recorder.stop();
+  } catch (error) {
+    endVoice();
+    showNotice(error.message);
+    return;
+  }
+  if (state.voice === voice) await transcribeAndSend(recording, recordingName(recording.type));
+}
+
+/** Throw away the recording, or the transcription under way. */
+function cancelVoice() {
+  const voice = state.voice;
+  if (!voice) return;
+  clearInterval(voice.timer);
+  voice.recorder?.cancel();
+  voice.controller?.abort();
+  endVoice();
+  announce(voice.phase === "transcribing" ? "Transcription cancelled." : "Recording discarded.");
+}
+
+function endVoice(focus = ui.input) {
+  state.voice = null;
+  renderVoice();
+  focus.focus();
+}
+
+async function transcribeAndSend(audio, filename) {
+  const controller = new AbortController();
+  const voice = { ...(state.voice || {}), phase: "transcribing", controller };
+  state.voice = voice;
+  renderVoice();
+  announce("Transcribing…");
+  let result;
+  try {
+    result = await transcribe(audio, filename, SPEECH_TO_TEXT, { signal: controller.signal });
+  } catch (error) {
+    if (state.voice !== voice) return; // cancelled
+    endVoice();
+    showNotice(transcriptionProblem(error));
+    return;
+  }
+  if (state.voice !== voice) return;
+  endVoice();
+  if (result.warning) showNotice(`The transcript may be wrong: ${result.warning}.`);
+  send(result.text);
+}
+
+function transcriptionProblem(error) {
+  if (error.code === "no_speech") {
+    return "No speech was heard. Speak closer to the microphone, or check the file, and retry.";
+  }
+  if (error.status === 401) {
+    return "This server needs an API key, or the one given is wrong. Enter it in Settings.";
+  }
+  if (error.kind === "network") return "Could not reach the server to transcribe the audio.";
+  return `Could not transcribe the audio: ${error.message}`;
+}
+
+/** The composer shows either the text box or the recorder (recording, then transcribing). */
+function renderVoice() {
+  const voice = state.voice;
+  const active = Boolean(voice);
+  ui.recorder.hidden = !active;
+  ui.input.hidden = active;
+  for (const button of [ui.attach, ui.microphone, ui.audioUpload]) button.hidden = active;
+  ui.recordingCancel.hidden = !active;
+  ui.recordingSend.hidden = !(active && voice.phase === "recording");
+  ui.recorder.classList.toggle("transcribing", active && voice.phase === "transcribing");
+  ui.recorderStatus.textContent = !active
+    ? ""
+    : {
+        starting: "Starting the microphone…",
+        recording: "Recording",
+        transcribing: "Transcribing…",
+      }[voice.phase];
+  if (!active || voice.phase !== "recording") ui.recorderTime.textContent = "";
+  else renderRecordingTime();
+  updateComposer();
+}
+
+function renderRecordingTime() {
+  if (!state.voice || !state.voice.started) return;
+  const seconds = Math.floor((Date.now() - state.voice.started) / 1000);
+  const minutes = Math.floor(seconds / 60);
+  ui.recorderTime.textContent = `${minutes}:${String(seconds % 60).padStart(2, "0")}`;
 }
 
 // ---------------------------------------------------------------- the conversation view
@@ -667,6 +854,7 @@ function numberFrom(input, min, max, integer = false) {
 function saveSettingsForm() {
   const keyChanged = ui.apiKey.value.trim() !== state.settings.apiKey;
   state.settings = {
+    ...state.settings, // what the dialog does not show (speakReplies)
     model: ui.model.value,
     temperature: numberFrom(ui.temperature, 0, 2),
     maxTokens: numberFrom(ui.maxTokens, 1, 1_000_000, true),
@@ -716,9 +904,12 @@ function autosize() {
 function updateComposer() {
   const streaming = Boolean(state.stream);
   const focused = document.activeElement;
-  ui.send.hidden = streaming;
+  ui.send.hidden = streaming || Boolean(state.voice);
   ui.stop.hidden = !streaming;
   ui.send.disabled = !ui.input.value.trim();
+  // One question at a time: a voice message waits until the answer has ended.
+  ui.microphone.disabled = streaming;
+  ui.audioUpload.disabled = streaming;
   // Keep keyboard focus on whichever of the two buttons is showing.
   if (streaming && focused === ui.send) ui.stop.focus();
   if (!streaming && focused === ui.stop) ui.input.focus();
@@ -746,6 +937,19 @@ function bindEvents() {
     updateComposer();
   });
   ui.stop.addEventListener("click", stopAnswer);
+  ui.microphone.addEventListener("click", startRecording);
+  ui.recordingSend.addEventListener("click", finishRecording);
+  ui.recordingCancel.addEventListener("click", cancelVoice);
+  ui.audioUpload.addEventListener("click", () => {
+    if (state.settings.speakReplies) unlockAudio(); // the reply is spoken after this click
+    ui.audioFile.click();
+  });
+  ui.audioFile.addEventListener("change", () => {
+    const file = ui.audioFile.files[0];
+    ui.audioFile.value = ""; // choosing the same file again is a new upload
+    if (file && !state.voice && !state.stream) transcribeAndSend(file, file.name);
+  });
+  ui.speakToggle.addEventListener("click", () => setSpeakReplies(!state.settings.speakReplies));
   for (const button of document.querySelectorAll(".suggestion")) {
     button.addEventListener("click", () => send(button.textContent));
   }
@@ -779,6 +983,11 @@ function bindEvents() {
   });
   ui.backdrop.addEventListener("click", () => setSidebar(false));
   document.addEventListener("keydown", (event) => {
+    if (event.key === "Escape" && state.voice && !document.querySelector("dialog[open]")) {
+      event.preventDefault();
+      cancelVoice();
+      return;
+    }
     if (
       event.key === "Escape" &&
       narrow.matches &&

@@ -10,6 +10,7 @@ const DEFAULTS = {
   maxTokens: null, // null = the server's default
   systemPrompt: "", // "" = the server's default coach prompt
   theme: "system", // "system" | "light" | "dark"
+  speakReplies: false, // read answers aloud as they stream (the top bar's speaker button)
 };
 
 function read(key) {
