@@ -13,7 +13,7 @@ STAMP := $(VENV)/.installed-$(DEPS_HASH)
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: setup run chat test lint format bench clean
+.PHONY: setup run chat test lint format bench router clean
 
 setup: $(STAMP)
 
@@ -48,6 +48,10 @@ format: setup
 
 bench: setup
 	$(PY) benchmarks/llm_decode.py
+
+# Trained artifacts (artifacts/*/manifest.json records each one's command): rebuild from scratch.
+router: setup
+	$(VENV)/bin/omnicoach train router
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache

@@ -325,6 +325,31 @@ def test_perplexity_job_from_upload_to_artifact(alice, worker):
 
 
 @pytest.mark.slow
+def test_router_training_job_from_an_uploaded_jsonl(alice, worker):
+    rows = (REPO / "data" / "router" / "train.jsonl").read_text().splitlines()[:60]
+    file_id = upload(alice, "\n".join(rows) + "\n", name="prompts.jsonl")
+    params = {"file_id": file_id, "epochs": 1, "max_steps": 2}
+    response = alice.post("/jobs", json={"kind": "train_router", "params": params})
+    assert response.status_code == 201, response.text
+    events = follow(alice, response.json()["id"], timeout=180)
+    final = events[-1][1]
+    assert final["status"] == "succeeded", final
+    assert final["result"]["evaluated_on"] == "validation"  # an upload has no test split
+    assert 0 <= final["result"]["accuracy"] <= 1
+    job = alice.get(f"/jobs/{final['id']}").json()
+    assert [p["step"] for p in job["metrics"]["loss"]] == [1, 2]
+    assert [p["step"] for p in job["metrics"]["validation_accuracy"]] == [1]
+    assert job["artifacts"] == ["router.zip", "manifest.json"]
+    manifest = alice.get(f"/jobs/{final['id']}/artifacts/manifest.json").json()
+    assert manifest["name"] == "router" and "head.safetensors" in manifest["files"]
+
+    bad = upload(alice, '{"prompt": "draw a cat", "label": "cat picture"}\n', name="bad.jsonl")
+    response = alice.post("/jobs", json={"kind": "train_router", "params": {"file_id": bad}})
+    error = assert_error(response, 400, "params.file_id")
+    assert "bad.jsonl:1" in error["message"]
+
+
+@pytest.mark.slow
 def test_a_running_job_is_cancelled(alice, worker):
     created = create_job(alice, file_id=upload(alice, LONG_TEXT), window=64, stride=8)
     wait_for(alice, created["id"], lambda job: job["progress"] > 0)

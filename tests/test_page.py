@@ -180,6 +180,18 @@ def test_send_streams_reply_and_reload_finds_the_conversation(open_page, http):
     screenshot(page, "desktop-light")
 
 
+def test_a_picture_request_is_routed_and_says_so(open_page, http):
+    page, _ = open_page()
+    send(page, "Draw a picture of a woman in tree pose")
+    wait_answer_done(page)
+    expect(page.locator(".message.assistant .route-note")).to_contain_text("Picture request")
+    expect(last_answer(page)).to_contain_text("image generation is not installed")
+    stored = stored_messages(http, current_id(page))
+    assert stored[1]["model"] == "omnicoach-router"
+    page.reload()  # the stored reply keeps its tag
+    expect(page.locator(".message.assistant .route-note")).to_be_visible()
+
+
 def test_keyboard_enter_sends_shift_enter_adds_a_line(open_page):
     page, _ = open_page()
     box = page.locator("#composer-input")

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 import traceback
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -222,6 +223,53 @@ def list_models() -> None:
     if not console.is_terminal and "COLUMNS" not in os.environ:
         console = Console(width=140)  # piped: no screen to fit, so one line per model
     console.print(table)
+
+
+train_app = typer.Typer(help="Train the product's models; each writes a trained artifact.")
+app.add_typer(train_app, name="train")
+
+
+@train_app.command("router")
+def train_router_command(
+    data: Annotated[
+        Path,
+        typer.Option(
+            help="Training JSONL: {prompt, label} per line; validation.jsonl and test.jsonl "
+            "beside it are used when present."
+        ),
+    ] = Path("data/router/train.jsonl"),
+    out: Annotated[
+        Path | None, typer.Option(help="Artifact directory; default: the configured router.")
+    ] = None,
+    epochs: Annotated[int, typer.Option(min=1)] = 8,
+    max_steps: Annotated[
+        int | None, typer.Option(min=1, help="Stop after this many steps (quick tries).")
+    ] = None,
+    seed: Annotated[int, typer.Option()] = 0,
+    baselines: Annotated[
+        bool, typer.Option(help="Also measure the zero-shot and logistic-regression baselines.")
+    ] = True,
+) -> None:
+    """Fine-tune the prompt router (MiniLM + LoRA) and compare it with two baselines."""
+    from omnicoach.models.bundled import minilm_dir
+    from omnicoach.threads import apply_threads
+    from omnicoach.training.router import RouterTraining, comparison_table, train_router
+
+    settings = load_settings()
+    apply_threads(os.cpu_count() or 1)  # training uses every core; serving's default is 1
+    config = RouterTraining(
+        data=data,
+        out=out or settings.router_dir,
+        base_encoder=minilm_dir(),
+        epochs=epochs,
+        max_steps=max_steps,
+        seed=seed,
+        baselines=baselines,
+        command="omnicoach " + " ".join(sys.argv[1:]),
+    )
+    manifest = train_router(config, log=err.print)
+    print(comparison_table(manifest))
+    err.print(f"Wrote {config.out}")
 
 
 keys_app = typer.Typer(help="API keys: each key is a user with its own conversations, files, jobs.")

@@ -20,6 +20,7 @@ from pydantic_settings import (
 from omnicoach.errors import ConfigError
 
 DEFAULT_CONFIG_FILE = Path("omnicoach.toml")
+REPO = Path(__file__).resolve().parents[2]  # the checkout: artifacts/ ships trained models
 
 DEFAULT_SYSTEM_PROMPT = (
     "You are omnicoach, a friendly and careful yoga and fitness coach. "
@@ -57,6 +58,13 @@ class Settings(BaseSettings):
     # Longer audio is refused with 400. Checked on the decoded samples, because browser
     # recordings (WebM) carry no duration in their header.
     max_audio_seconds: float = Field(default=300, gt=0)
+    # The prompt router (POST /classify, and chat: a request for a picture is routed to the
+    # image generator). Its trained artifact; default: artifacts/router of this checkout.
+    router_model: Path | None = None
+    # A message is an image request only when the router gives it at least this probability.
+    router_threshold: float = Field(default=0.5, gt=0, lt=1)
+    # Route chat messages with the router; off: every message is answered in words.
+    chat_routing: bool = True
     # Used when a conversation has no system message; "" keeps the model template's own default.
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
     # Upper bound on prompt + completion tokens; the model's own limit applies when smaller.
@@ -97,6 +105,19 @@ class Settings(BaseSettings):
     # the database instead. With no key anywhere, auth is off (everything is the local user).
     api_keys: str = ""
 
+    # Links in chat messages (omnicoach.links): fetched, their main text used as context.
+    # Only public addresses are fetched, on every redirect hop: a message must not make the
+    # server read its own network (SSRF).
+    link_fetching: bool = True
+    # Hosts ("localhost", "wiki.intranet") or IP addresses / networks ("127.0.0.1",
+    # "10.0.0.0/8") that may be fetched although they are local or private. Cloud metadata
+    # addresses are never fetched. In the environment: OMNICOACH_LINK_ALLOWLIST='["127.0.0.1"]'.
+    link_allowlist: list[str] = []
+    # A page's body (after decompression) is read up to this size; larger pages are refused.
+    max_link_bytes: int = Field(default=2 * 1024 * 1024, ge=1024)
+    # Deadline for reading one link, redirects included.
+    link_timeout_seconds: float = Field(default=10, gt=0)
+
     @field_validator("models")
     @classmethod
     def _unique_names(cls, models: list[ModelOverride]) -> list[ModelOverride]:
@@ -128,6 +149,11 @@ class Settings(BaseSettings):
     def model_cache_dir(self) -> Path:
         """Where converted weights (e.g. the dequantised GGUF as safetensors) are kept."""
         return self.model_cache or self.data_dir / "models"
+
+    @property
+    def router_dir(self) -> Path:
+        """The prompt router's trained artifact."""
+        return self.router_model or REPO / "artifacts" / "router"
 
     @classmethod
     def settings_customise_sources(

@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from omnicoach.jobs import perplexity_job
+from omnicoach.jobs import perplexity_job, router_job
 from omnicoach.jobs.context import JobContext, Submission
 
 
@@ -37,6 +37,14 @@ KINDS: dict[str, JobKind] = {
             params=perplexity_job.PerplexityParams,
             run=perplexity_job.run,
             prepare=perplexity_job.prepare,
+        ),
+        JobKind(
+            name="train_router",
+            description="Fine-tune the prompt router (MiniLM + LoRA) on the bundled data or "
+            "an uploaded JSONL of {prompt, label}.",
+            params=router_job.RouterParams,
+            run=router_job.run,
+            prepare=router_job.prepare,
         ),
     )
 }

@@ -82,6 +82,7 @@ class ModelRegistry:
             self._specs[override.name] = _override_spec(override)
         self._loaded: dict[str, object] = {}
         self._lock = threading.Lock()  # one load per model, even with concurrent requests
+        self._router = None
 
     def specs(self, role: str | None = None) -> list[ModelSpec]:
         return [s for s in self._specs.values() if role is None or s.role == role]
@@ -116,6 +117,17 @@ class ModelRegistry:
 
     def text_to_speech(self, name: str | None = None):
         return self.get(name or self.settings.text_to_speech_model, "text-to-speech")
+
+    def router(self):
+        """The prompt router (artifacts/router): its LoRA adapter over the bundled MiniLM."""
+        with self._lock:
+            if self._router is None:
+                from omnicoach.models.prompt_router import PromptRouter
+
+                self._router = PromptRouter(
+                    self.settings.router_dir, bundled.minilm_dir(), self.settings.router_threshold
+                )
+            return self._router
 
     def _load(self, spec: ModelSpec):
         path = spec.locate()

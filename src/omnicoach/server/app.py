@@ -13,6 +13,7 @@ from omnicoach.jobs.queue import JobQueue
 from omnicoach.models import ModelRegistry
 from omnicoach.server import (
     routes_audio,
+    routes_classify,
     routes_conversations,
     routes_files,
     routes_jobs,
@@ -43,6 +44,8 @@ def create_app(settings: Settings) -> FastAPI:
         await run_in_threadpool(registry.embedder)
         await run_in_threadpool(registry.speech_to_text)
         await run_in_threadpool(registry.text_to_speech)
+        if settings.chat_routing:
+            await run_in_threadpool(registry.router)
         app.state.registry = registry
         app.state.runner = GenerationRunner(
             settings.max_concurrent_generations,
@@ -65,6 +68,7 @@ def create_app(settings: Settings) -> FastAPI:
     authenticated = [Depends(current_user)]
     app.include_router(routes_openai.router, dependencies=authenticated)
     app.include_router(routes_audio.router, dependencies=authenticated)
+    app.include_router(routes_classify.router, dependencies=authenticated)
     app.include_router(routes_conversations.router, dependencies=authenticated)
     app.include_router(routes_files.router, dependencies=authenticated)
     app.include_router(routes_jobs.router, dependencies=authenticated)

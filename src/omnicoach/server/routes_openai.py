@@ -14,6 +14,7 @@ from omnicoach.errors import OmnicoachError
 from omnicoach.models.llm import SamplingParams
 from omnicoach.server.auth import CurrentUser
 from omnicoach.server.chat_audio import transcribe_audio_parts
+from omnicoach.server.chat_routing import ROUTER_NAME, reply_without_model, route_chat
 from omnicoach.server.conversation_turns import StoredConversation
 from omnicoach.server.errors import APIError, error_body, from_domain_error
 from omnicoach.server.openai_schemas import ChatCompletionRequest, ChatMessage, EmbeddingRequest
@@ -58,32 +59,42 @@ async def chat_completions(body: ChatCompletionRequest, request: Request, user: 
         messages = await run_in_threadpool(conversation.with_history, messages)
     params = _sampling_params(body, request.app.state.settings)
     llm = await run_in_threadpool(request.app.state.registry.chat, body.model)
-    try:
-        generation = llm.stream(messages, params)  # validates and tokenises: errors are 400s
-    except OmnicoachError as exc:
-        raise from_domain_error(exc, param="messages") from exc
-
-    runner = request.app.state.runner
-    await runner.admit()
-    if conversation is not None:
-        try:  # the question is stored before the answer starts, so it is never lost
+    route = await route_chat(request, messages)
+    generation = reply_without_model(route)  # e.g. a picture request, with no image generator
+    if generation is not None:
+        model = ROUTER_NAME
+        if conversation is not None:
             await run_in_threadpool(conversation.save_question)
-        except BaseException:
-            runner.release()
-            raise
-    deltas = runner.start(generation)
+        deltas = generation.deltas()
+    else:
+        model = llm.name
+        try:
+            generation = llm.stream(messages, params)  # validates and tokenises: errors are 400s
+        except OmnicoachError as exc:
+            raise from_domain_error(exc, param="messages") from exc
+        runner = request.app.state.runner
+        await runner.admit()
+        if conversation is not None:
+            try:  # the question is stored before the answer starts, so it is never lost
+                await run_in_threadpool(conversation.save_question)
+            except BaseException:
+                runner.release()
+                raise
+        deltas = runner.start(generation)
     if conversation is not None:
-        deltas = conversation.recorded(deltas, llm.name)
+        deltas = conversation.recorded(deltas, model)
     completion_id = f"chatcmpl-{uuid.uuid4().hex}"
     created = int(time.time())
-    # Extension: answers in a conversation name it.
+    # Extensions: answers in a conversation name it; a routed message says where it went.
     extra = {"conversation_id": conversation.id} if conversation is not None else {}
+    if route is not None:
+        extra["route"] = {"label": route.label, "confidence": round(route.confidence, 4)}
     if warnings:  # Extension: a transcript that is probably wrong says so.
         extra["warnings"] = warnings
     if body.stream:
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
         events = _sse_chunks(
-            deltas, generation, completion_id, created, llm.name, include_usage, extra
+            deltas, generation, completion_id, created, model, include_usage, extra
         )
         return StreamingResponse(
             events, media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
@@ -94,7 +105,7 @@ async def chat_completions(body: ChatCompletionRequest, request: Request, user: 
         "id": completion_id,
         "object": "chat.completion",
         "created": created,
-        "model": llm.name,
+        "model": model,
         "choices": [
             {
                 "index": 0,

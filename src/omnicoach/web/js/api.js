@@ -69,7 +69,7 @@ export async function api(method, path, body) {
  * with the browser's AbortError (the caller checks signal.aborted); everything else rejects
  * with ApiError.
  */
-export async function streamChat(body, { signal, onOpen = () => {}, onDelta }) {
+export async function streamChat(body, { signal, onOpen = () => {}, onDelta, onRoute = () => {} }) {
   let response;
   try {
     response = await fetch("v1/chat/completions", {
@@ -112,6 +112,7 @@ export async function streamChat(body, { signal, onOpen = () => {}, onDelta }) {
             code: chunk.error.code ?? null,
           });
         }
+        if (chunk.route) onRoute(chunk.route); // where the prompt router sent the message
         const choice = chunk.choices && chunk.choices[0];
         if (choice && choice.delta && choice.delta.content) onDelta(choice.delta.content);
         if (choice && choice.finish_reason) finishReason = choice.finish_reason;

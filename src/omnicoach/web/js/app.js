@@ -12,6 +12,8 @@ import { SpeechPlayer, unlockAudio } from "./speech.js";
 // OpenAI's model and voice names: the server maps them to its configured speech models.
 const SPEECH_TO_TEXT = "whisper-1";
 const TEXT_TO_SPEECH = { model: "tts-1", voice: "alloy", format: "mp3" };
+// Replies the prompt router gave itself (server/chat_routing.py) are stored under this name.
+const ROUTER_MODEL = "omnicoach-router";
 
 const $ = (id) => document.getElementById(id);
 const ui = {
@@ -249,6 +251,9 @@ async function answer(question, prepare = null, retryPrepare = null) {
         accepted = true;
         // The server names a new chat after its first question: show that name now.
         if (!state.messages.length) refreshConversations().catch(() => {});
+      },
+      onRoute: (route) => {
+        live.route = route;
       },
       onDelta: (text) => {
         live.content += text;
@@ -580,6 +585,8 @@ function assistantNode(message, isLastStored) {
   if (message.status === "incomplete") {
     body.append(el("p", { class: "status-note" }, "Stopped before the end."));
   }
+  const routed = routeNote(message);
+  if (routed) body.insertBefore(routed, markdown);
   if (!streaming) {
     const actions = el(
       "div",
@@ -599,6 +606,16 @@ function assistantNode(message, isLastStored) {
     el("img", { class: "avatar", src: "static/icon.svg", alt: "" }),
     body,
   );
+}
+
+/** A reply the prompt router gave instead of the chat model (e.g. a picture request) says so. */
+function routeNote(message) {
+  const picture =
+    (message.route && message.route.label === "image_generation") ||
+    message.model === ROUTER_MODEL;
+  if (!picture) return null;
+  const sure = message.route ? ` (${Math.round(message.route.confidence * 100)} % sure)` : "";
+  return el("p", { class: "route-note" }, `Picture request, recognised by the router${sure}`);
 }
 
 function errorNode({ error, retry: again }) {

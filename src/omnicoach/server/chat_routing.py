@@ -1,0 +1,52 @@
+"""Chat messages that ask for a picture go to the image generator, the rest to the chat model.
+
+The prompt router (models/prompt_router.py) classifies the last user message. Until an image
+generator is installed, a picture request is answered plainly that drawing is not available
+yet, instead of letting the chat model pretend it drew something.
+"""
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from starlette.concurrency import run_in_threadpool
+
+from omnicoach.models.prompt_router import IMAGE, Route
+from omnicoach.server.routes_classify import MAX_PROMPT_CHARS
+
+IMAGE_GENERATION_MISSING = (
+    "That sounds like a request for a picture, but image generation is not installed in this "
+    "omnicoach yet, so I can't draw it. I can describe the pose or exercise in words instead: "
+    "ask me to describe or explain it."
+)
+ROUTER_NAME = "omnicoach-router"
+
+
+@dataclass
+class FixedReply:
+    """A reply that is not generated: it looks like a finished generation to the response code."""
+
+    text: str
+    finish_reason: str = "stop"
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    async def deltas(self) -> AsyncIterator[str]:
+        yield self.text
+
+
+async def route_chat(request, messages: list[dict]) -> Route | None:
+    """The route of the last message when it is the user's; None when routing is off."""
+    if not request.app.state.settings.chat_routing or not messages:
+        return None
+    last = messages[-1]
+    if last["role"] != "user" or not last["content"].strip():
+        return None
+    prompt_router = await run_in_threadpool(request.app.state.registry.router)
+    return await run_in_threadpool(prompt_router.classify, last["content"][:MAX_PROMPT_CHARS])
+
+
+def reply_without_model(route: Route | None) -> FixedReply | None:
+    """The reply for a route the chat model must not answer, if any."""
+    if route is not None and route.label == IMAGE:
+        return FixedReply(IMAGE_GENERATION_MISSING)
+    return None
