@@ -240,6 +240,7 @@ def test_switch_rename_and_delete_conversations(open_page, http):
     first = seeded_conversation(http, "Tell me about tree pose.", "Stand on one leg.")
     second = seeded_conversation(http, "Tell me about plank.", "Hold a straight line.")
     page, _ = open_page()
+    expect(page.locator(f'li[data-id="{first}"]')).to_be_visible()  # the list has loaded
     items = page.locator("#conversation-list li")
     ids = [items.nth(i).get_attribute("data-id") for i in range(items.count())]
     assert ids.index(second) < ids.index(first)  # most recent first

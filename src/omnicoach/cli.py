@@ -272,6 +272,53 @@ def train_router_command(
     err.print(f"Wrote {config.out}")
 
 
+@train_app.command("sft")
+def train_sft_command(
+    train: Annotated[Path, typer.Option(help='Chat JSONL: {"messages": [...]} per line.')],
+    out: Annotated[Path, typer.Option(help="Output: adapter/, checkpoint/, loss.csv/png.")],
+    validation: Annotated[
+        Path | None, typer.Option(help="Validation JSONL; default: a seeded tenth of train.")
+    ] = None,
+    model: Annotated[
+        str | None, typer.Option(help="Base chat model (default: chat_model).")
+    ] = None,
+    epochs: Annotated[int, typer.Option(min=1)] = 3,
+    batch_size: Annotated[int, typer.Option(min=1)] = 8,
+    learning_rate: Annotated[float, typer.Option(min=0)] = 2e-4,
+    lora_rank: Annotated[int, typer.Option(min=1)] = 16,
+    max_length: Annotated[int, typer.Option(min=16)] = 512,
+    max_steps: Annotated[int | None, typer.Option(min=1)] = None,
+    resume: Annotated[bool, typer.Option(help="Continue from OUT/checkpoint if present.")] = True,
+) -> None:
+    """LoRA fine-tune of the chat model (QLoRA when CUDA and bitsandbytes are present). For
+    DDP: accelerate launch --multi_gpu --num_processes 2 -m omnicoach.training.sft --train …
+    --out … (on a CPU too: gloo)."""
+    from omnicoach.threads import apply_threads
+    from omnicoach.training.sft import SFTConfig, train_sft
+
+    settings, registry = _registry()
+    apply_threads(os.cpu_count() or 1)  # training uses every core; serving's default is 1
+    config = SFTConfig(
+        train=train,
+        out=out,
+        base_model=registry.spec(model or settings.chat_model, "chat").locate(),
+        validation=validation,
+        epochs=epochs,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        lora_rank=lora_rank,
+        max_length=max_length,
+        max_steps=max_steps,
+        resume=resume,
+        model_cache=settings.model_cache_dir,
+    )
+    summary = train_sft(config, log=err.print)
+    err.print(
+        f"{summary['method']}: {summary['steps']} steps, best validation loss "
+        f"{summary['best_validation_loss']:.4f}; adapter in {summary['adapter']}"
+    )
+
+
 keys_app = typer.Typer(help="API keys: each key is a user with its own conversations, files, jobs.")
 app.add_typer(keys_app, name="keys")
 

@@ -42,6 +42,7 @@ from omnicoach.models.prompt_router import (
     encode,
     prepare,
 )
+from omnicoach.training.jsonl import read_jsonl
 
 # Zero-shot: what each label means, in the words a user might use.
 LABEL_DESCRIPTIONS = {
@@ -94,28 +95,21 @@ EpochCallback = Callable[[int, float], None]
 
 def load_examples(path: Path) -> list[Example]:
     """Examples from a JSONL file; any malformed line is an error naming file and line."""
-    path = Path(path)
-    if not path.is_file():
-        raise InvalidRequestError(f"no router data file at {path}")
     examples = []
-    with open(path, encoding="utf-8") as f:
-        for number, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-                prompt, label = row["prompt"], row["label"]
-            except (json.JSONDecodeError, KeyError, TypeError):
-                raise InvalidRequestError(
-                    f"{path}:{number}: each line must be a JSON object with prompt and label"
-                ) from None
-            if label not in LABELS:
-                raise InvalidRequestError(
-                    f"{path}:{number}: label {label!r} is not one of {', '.join(LABELS)}"
-                )
-            if not isinstance(prompt, str) or not prompt.strip():
-                raise InvalidRequestError(f"{path}:{number}: the prompt is empty")
-            examples.append(Example(prompt, label, str(row.get("lang", ""))))
+    for number, row in read_jsonl(path):
+        try:
+            prompt, label = row["prompt"], row["label"]
+        except (KeyError, TypeError):
+            raise InvalidRequestError(
+                f"{path}:{number}: each line must be a JSON object with prompt and label"
+            ) from None
+        if label not in LABELS:
+            raise InvalidRequestError(
+                f"{path}:{number}: label {label!r} is not one of {', '.join(LABELS)}"
+            )
+        if not isinstance(prompt, str) or not prompt.strip():
+            raise InvalidRequestError(f"{path}:{number}: the prompt is empty")
+        examples.append(Example(prompt, label, str(row.get("lang", ""))))
     if len({e.label for e in examples}) < len(LABELS):
         raise InvalidRequestError(f"{path} must have examples of every label: {LABELS}")
     return examples
