@@ -192,6 +192,17 @@ def test_a_picture_request_is_routed_and_says_so(open_page, http):
     expect(page.locator(".message.assistant .route-note")).to_be_visible()
 
 
+def test_an_answer_lists_its_sources_and_keeps_them(open_page):
+    page, _ = open_page()
+    send(page, "How do I do boat pose?")
+    wait_answer_done(page)
+    sources = page.get_by_role("list", name="Sources")
+    expect(sources).to_contain_text("[1] Boat Pose")
+    expect(sources).to_contain_text("knowledge base")
+    page.reload()  # stored with the answer
+    expect(page.get_by_role("list", name="Sources")).to_contain_text("[1] Boat Pose")
+
+
 def test_keyboard_enter_sends_shift_enter_adds_a_line(open_page):
     page, _ = open_page()
     box = page.locator("#composer-input")

@@ -105,6 +105,10 @@ class Settings(BaseSettings):
     # the database instead. With no key anywhere, auth is off (everything is the local user).
     api_keys: str = ""
 
+    # Retrieval: chat answers grounded in the knowledge base (data/kb) and the links of the
+    # message, at most this many passages, cited by number; a request's `rag` overrides.
+    rag: bool = True
+    rag_passages: int = Field(default=3, ge=1, le=10)
     # Links in chat messages (omnicoach.links): fetched, their main text used as context.
     # Only public addresses are fetched, on every redirect hop: a message must not make the
     # server read its own network (SSRF).

@@ -73,12 +73,18 @@ def append(
     content: str,
     status: str = "complete",
     model: str | None = None,
+    sources: list[dict] | None = None,
 ) -> Message:
     """Add a message at the end; an untitled conversation is named after its first question."""
     with db.write() as session:
         conversation = _owned(session, user, conversation_id)
         message = Message(
-            conversation_id=conversation.id, role=role, content=content, status=status, model=model
+            conversation_id=conversation.id,
+            role=role,
+            content=content,
+            status=status,
+            model=model,
+            sources=sources or None,
         )
         session.add(message)
         conversation.updated_at = time.time()

@@ -70,6 +70,8 @@ class Message(Base):
     # "complete", or "incomplete" for an answer cut short (stopped, disconnected, failed).
     status: Mapped[str] = mapped_column(String(16), default="complete")
     model: Mapped[str | None] = mapped_column(String(200))
+    # An answer's numbered sources ([{index, id, title, source}]), when it was grounded.
+    sources: Mapped[list | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[float] = mapped_column(Float, default=time.time)
 
     conversation: Mapped[Conversation] = relationship(back_populates="messages")

@@ -83,6 +83,7 @@ class ModelRegistry:
         self._loaded: dict[str, object] = {}
         self._lock = threading.Lock()  # one load per model, even with concurrent requests
         self._router = None
+        self._knowledge = None
 
     def specs(self, role: str | None = None) -> list[ModelSpec]:
         return [s for s in self._specs.values() if role is None or s.role == role]
@@ -117,6 +118,19 @@ class ModelRegistry:
 
     def text_to_speech(self, name: str | None = None):
         return self.get(name or self.settings.text_to_speech_model, "text-to-speech")
+
+    def knowledge(self):
+        """The knowledge base's passages, embedded for retrieval (cached on disk)."""
+        embedder = self.embedder()
+        with self._lock:
+            if self._knowledge is None:
+                from omnicoach.knowledge.base import knowledge_passages
+                from omnicoach.knowledge.retrieval import PassageIndex
+
+                self._knowledge = PassageIndex(
+                    embedder, knowledge_passages(), self.settings.model_cache_dir
+                )
+            return self._knowledge
 
     def router(self):
         """The prompt router (artifacts/router): its LoRA adapter over the bundled MiniLM."""

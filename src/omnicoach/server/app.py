@@ -10,6 +10,7 @@ from omnicoach.config import Settings
 from omnicoach.db import Database
 from omnicoach.files import FileStore
 from omnicoach.jobs.queue import JobQueue
+from omnicoach.links import LinkReader
 from omnicoach.models import ModelRegistry
 from omnicoach.server import (
     routes_audio,
@@ -46,6 +47,9 @@ def create_app(settings: Settings) -> FastAPI:
         await run_in_threadpool(registry.text_to_speech)
         if settings.chat_routing:
             await run_in_threadpool(registry.router)
+        if settings.rag:
+            await run_in_threadpool(registry.knowledge)
+        app.state.link_reader = LinkReader(settings)  # a bad allowlist fails here, at start
         app.state.registry = registry
         app.state.runner = GenerationRunner(
             settings.max_concurrent_generations,

@@ -46,7 +46,7 @@ class StoredConversation:
         for turn in self.new_turns:
             conversations.append(self.db, self.user, self.id, turn["role"], turn["content"])
 
-    async def recorded(self, deltas: AsyncIterator[str], model: str):
+    async def recorded(self, deltas: AsyncIterator[str], model: str, sources: list[dict]):
         """Pass the deltas through, and store the answer once they end, however they end."""
         parts: list[str] = []
         finished = False
@@ -57,12 +57,19 @@ class StoredConversation:
             finished = True
         finally:
             status = "complete" if finished else "incomplete"
-            self._save_answer("".join(parts), status, model)
+            self._save_answer("".join(parts), status, model, sources)
 
-    def _save_answer(self, text: str, status: str, model: str) -> None:
+    def _save_answer(self, text: str, status: str, model: str, sources: list[dict]) -> None:
         try:
             conversations.append(
-                self.db, self.user, self.id, "assistant", text, status=status, model=model
+                self.db,
+                self.user,
+                self.id,
+                "assistant",
+                text,
+                status=status,
+                model=model,
+                sources=sources,
             )
         except Exception:  # e.g. deleted meanwhile; the client has its answer already
             log.exception("could not store the answer in conversation %s", self.id)

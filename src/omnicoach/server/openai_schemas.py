@@ -53,6 +53,9 @@ class ChatCompletionRequest(BaseModel):
     # Extension (vLLM's name): keep generating past the end of the turn, up to max_tokens
     # (benchmarks and tests that need answers of a known length).
     ignore_eos: bool = False
+    # Extension: ground the answer in the knowledge base and the message's links, with
+    # numbered sources (default: the server's `rag` setting).
+    rag: bool | None = None
     tools: list[Any] | None = None
     logprobs: bool | None = None
 

@@ -41,6 +41,7 @@ def message_object(message: Message) -> dict:
         "content": message.content,
         "status": message.status,
         "model": message.model,
+        "sources": message.sources or [],
         "created_at": int(message.created_at),
     }
 

@@ -14,6 +14,7 @@ from omnicoach.errors import OmnicoachError
 from omnicoach.models.llm import SamplingParams
 from omnicoach.server.auth import CurrentUser
 from omnicoach.server.chat_audio import transcribe_audio_parts
+from omnicoach.server.chat_grounding import ground, wants_grounding
 from omnicoach.server.chat_routing import ROUTER_NAME, reply_without_model, route_chat
 from omnicoach.server.conversation_turns import StoredConversation
 from omnicoach.server.errors import APIError, error_body, from_domain_error
@@ -61,6 +62,10 @@ async def chat_completions(body: ChatCompletionRequest, request: Request, user: 
     llm = await run_in_threadpool(request.app.state.registry.chat, body.model)
     route = await route_chat(request, messages)
     generation = reply_without_model(route)  # e.g. a picture request, with no image generator
+    sources = []
+    if generation is None and wants_grounding(body, request.app.state.settings):
+        messages, sources, link_warnings = await ground(request, messages)
+        warnings += link_warnings
     if generation is not None:
         model = ROUTER_NAME
         if conversation is not None:
@@ -82,13 +87,15 @@ async def chat_completions(body: ChatCompletionRequest, request: Request, user: 
                 raise
         deltas = runner.start(generation)
     if conversation is not None:
-        deltas = conversation.recorded(deltas, model)
+        deltas = conversation.recorded(deltas, model, sources)
     completion_id = f"chatcmpl-{uuid.uuid4().hex}"
     created = int(time.time())
     # Extensions: answers in a conversation name it; a routed message says where it went.
     extra = {"conversation_id": conversation.id} if conversation is not None else {}
     if route is not None:
         extra["route"] = {"label": route.label, "confidence": round(route.confidence, 4)}
+    if sources:  # what the answer's [1], [2]… refer to
+        extra["sources"] = sources
     if warnings:  # Extension: a transcript that is probably wrong says so.
         extra["warnings"] = warnings
     if body.stream:

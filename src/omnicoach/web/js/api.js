@@ -69,7 +69,10 @@ export async function api(method, path, body) {
  * with the browser's AbortError (the caller checks signal.aborted); everything else rejects
  * with ApiError.
  */
-export async function streamChat(body, { signal, onOpen = () => {}, onDelta, onRoute = () => {} }) {
+export async function streamChat(
+  body,
+  { signal, onOpen = () => {}, onDelta, onRoute = () => {}, onSources = () => {} },
+) {
   let response;
   try {
     response = await fetch("v1/chat/completions", {
@@ -113,6 +116,7 @@ export async function streamChat(body, { signal, onOpen = () => {}, onDelta, onR
           });
         }
         if (chunk.route) onRoute(chunk.route); // where the prompt router sent the message
+        if (chunk.sources) onSources(chunk.sources); // what the answer's [1], [2]… cite
         const choice = chunk.choices && chunk.choices[0];
         if (choice && choice.delta && choice.delta.content) onDelta(choice.delta.content);
         if (choice && choice.finish_reason) finishReason = choice.finish_reason;

@@ -255,6 +255,9 @@ async function answer(question, prepare = null, retryPrepare = null) {
       onRoute: (route) => {
         live.route = route;
       },
+      onSources: (sources) => {
+        live.sources = sources;
+      },
       onDelta: (text) => {
         live.content += text;
         scheduleLiveRender();
@@ -587,6 +590,7 @@ function assistantNode(message, isLastStored) {
   }
   const routed = routeNote(message);
   if (routed) body.insertBefore(routed, markdown);
+  if (message.sources && message.sources.length) body.append(sourceList(message.sources));
   if (!streaming) {
     const actions = el(
       "div",
@@ -616,6 +620,18 @@ function routeNote(message) {
   if (!picture) return null;
   const sure = message.route ? ` (${Math.round(message.route.confidence * 100)} % sure)` : "";
   return el("p", { class: "route-note" }, `Picture request, recognised by the router${sure}`);
+}
+
+/** The numbered sources an answer cites: knowledge-base entries and linked pages. */
+function sourceList(sources) {
+  const items = sources.map((s) => {
+    const label = `[${s.index}] ${s.title}`;
+    const where = /^https?:\/\//.test(s.source)
+      ? el("a", { href: s.source, target: "_blank", rel: "noopener noreferrer" }, s.source)
+      : s.source;
+    return el("li", {}, label, " — ", where);
+  });
+  return el("ol", { class: "sources", "aria-label": "Sources" }, ...items);
 }
 
 function errorNode({ error, retry: again }) {

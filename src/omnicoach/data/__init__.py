@@ -1,0 +1,1 @@
+"""Dataset builders: deterministic, seeded, from the project's own sources."""

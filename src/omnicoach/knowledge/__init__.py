@@ -1,0 +1,1 @@
+"""Domain knowledge: the yoga & fitness knowledge base, retrieval over it, grounded prompts."""

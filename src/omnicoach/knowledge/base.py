@@ -1,0 +1,96 @@
+"""The knowledge base (data/kb/exercises/*.json, schema in data/kb/schema.json) as passages.
+
+Each exercise becomes one passage per language: its name, Sanskrit name, muscles, steps,
+common mistakes, cautions and beginner modification in a few plain lines — what a grounded
+answer needs, small enough that three fit a 135M model's prompt.
+"""
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from omnicoach.config import REPO
+from omnicoach.errors import ModelFileError
+
+KB_DIR = REPO / "data" / "kb"
+LANGUAGES = ("en", "bn")
+LABELS = {
+    "en": {
+        "muscles": "Works",
+        "also": "also",
+        "steps": "How to do it",
+        "mistakes": "Common mistakes",
+        "cautions": "Cautions",
+        "beginner": "Beginner modification",
+    },
+    "bn": {
+        "muscles": "কাজ করে",
+        "also": "এছাড়া",
+        "steps": "কীভাবে করবেন",
+        "mistakes": "সাধারণ ভুল",
+        "cautions": "সতর্কতা",
+        "beginner": "নতুনদের জন্য",
+    },
+}
+
+
+@dataclass(frozen=True)
+class Passage:
+    id: str  # "kb:warrior-ii:en", or a link's "url#chunk"
+    title: str
+    text: str
+    lang: str
+    source: str  # where it comes from, for people: "knowledge base" or the page's URL
+    # The names a question may call it by (lowercase): a question naming it ranks it first.
+    names: tuple[str, ...] = ()
+
+
+def load_entries(directory: Path = KB_DIR) -> list[dict]:
+    files = sorted(Path(directory, "exercises").glob("*.json"))
+    if not files:
+        raise ModelFileError(f"no knowledge base at {directory} (exercises/*.json)")
+    return [json.loads(f.read_text(encoding="utf-8")) for f in files]
+
+
+def passage(entry: dict, lang: str, vocabulary: dict) -> Passage:
+    words = LABELS[lang]
+    muscles = vocabulary.get("muscles", {}) if lang == "bn" else {}
+
+    def named(items: list[str]) -> str:
+        return ", ".join(muscles.get(m, m) for m in items)
+
+    title = entry["name"][lang]
+    if entry.get("sanskrit"):
+        title += f" ({entry['sanskrit']})"
+    lines = [
+        f"{title}: {entry['summary'][lang]}",
+        f"{words['muscles']}: {named(entry['primary_muscles'])}; "
+        f"{words['also']} {named(entry['secondary_muscles'])}.",
+        f"{words['steps']}: "
+        + " ".join(f"{i}. {step}" for i, step in enumerate(entry["steps"][lang], 1)),
+        f"{words['mistakes']}: " + " ".join(entry["common_mistakes"][lang]),
+        f"{words['cautions']}: " + " ".join(entry["cautions"][lang]),
+        f"{words['beginner']}: {entry['beginner_modification'][lang]}",
+    ]
+    names = [entry["name"]["en"], entry["name"]["bn"], *entry.get("aliases", [])]
+    if entry.get("sanskrit"):
+        names.append(entry["sanskrit"])
+    # "নৌকাসন (বোট পোজ)" and "Warrior II / Virabhadrasana" hold several names each.
+    split = {n.strip().lower() for name in names for n in re.split(r"[()/]", name) if n.strip()}
+    return Passage(
+        f"kb:{entry['id']}:{lang}",
+        title,
+        "\n".join(lines),
+        lang,
+        "knowledge base",
+        tuple(sorted(n for n in split if len(n) >= 3)),
+    )
+
+
+def knowledge_passages(directory: Path = KB_DIR) -> list[Passage]:
+    vocabulary_file = Path(directory, "vocabulary.json")
+    vocabulary = json.loads(vocabulary_file.read_text()) if vocabulary_file.is_file() else {}
+    return [
+        passage(entry, lang, vocabulary) for entry in load_entries(directory) for lang in LANGUAGES
+    ]
