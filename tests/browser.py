@@ -4,8 +4,11 @@ The browser is the `chromium` Debian package (system-packages.txt), never one th
 `playwright install` downloads: that needs a host we cannot reach.
 """
 
+import json
 import re
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from playwright.sync_api import Browser, ConsoleMessage, Dialog, Page, Playwright, Request
@@ -81,3 +84,40 @@ def screenshot(page: Page, name: str) -> Path:
     path = ARTIFACTS / f"{name}.png"
     page.screenshot(path=path)
     return path
+
+
+@contextmanager
+def page_opener(browser: Browser, default_target, test_name: str, defaults: dict) -> Iterator:
+    """opener(settings=…, target=…, fragment=…, allow=…, **context options) → (page, watch).
+
+    Settings (over DEFAULTS) are stored in localStorage before the page's first script runs;
+    `allow` lists the console errors expected (see PageWatch.allow). When the block ends, every
+    page gets its screenshot, then every watch is checked."""
+    opened = []  # (context, watch)
+
+    def opener(settings=None, target=None, fragment="", allow=(), **context_options):
+        target = target or default_target
+        options = {"viewport": {"width": 1280, "height": 800}, **context_options}
+        context = browser.new_context(**options)
+        stored = json.dumps(json.dumps({**defaults, **(settings or {})}))
+        # Only when unset, so that a reload keeps what the test changed in the page.
+        context.add_init_script(
+            f"if (!localStorage.getItem('omnicoach.settings'))"
+            f" localStorage.setItem('omnicoach.settings', {stored});"
+        )
+        page = context.new_page()
+        watch = PageWatch(page, target.url)
+        for pattern in allow:
+            watch.allow(pattern)
+        opened.append((context, watch))
+        page.goto(f"{target.url}/{fragment}")
+        page.locator("#composer-input").wait_for(state="visible")
+        return page, watch
+
+    yield opener
+    for number, (context, _) in enumerate(opened):
+        for page in context.pages:
+            screenshot(page, f"{test_name}-{number}")
+        context.close()
+    for _, watch in opened:
+        watch.check()

@@ -12,7 +12,7 @@ import httpx
 import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
-from tests.browser import PageWatch, launch, screenshot
+from tests.browser import launch, page_opener, screenshot
 from tests.server_process import ServerProcess
 
 pytestmark = pytest.mark.slow
@@ -59,37 +59,10 @@ def browser():
 
 @pytest.fixture
 def open_page(browser, server, request):
-    """open_page(settings=…, target=…, fragment=…, allow=…, **context options) → (page, watch).
-    Settings are stored in localStorage before the page's first script runs; `allow` lists
-    the console errors expected (see PageWatch.allow)."""
-    opened = []  # (context, watch)
-
-    def opener(settings=None, target=None, fragment="", allow=(), **context_options):
-        target = target or server
-        options = {"viewport": {"width": 1280, "height": 800}, **context_options}
-        context = browser.new_context(**options)
-        stored = json.dumps(json.dumps({**QUICK, **(settings or {})}))
-        # Only when unset, so that a reload keeps what the test changed in the page.
-        context.add_init_script(
-            f"if (!localStorage.getItem('omnicoach.settings'))"
-            f" localStorage.setItem('omnicoach.settings', {stored});"
-        )
-        page = context.new_page()
-        watch = PageWatch(page, target.url)
-        for pattern in allow:
-            watch.allow(pattern)
-        opened.append((context, watch))
-        page.goto(f"{target.url}/{fragment}")
-        expect(page.locator("#composer-input")).to_be_visible()
-        return page, watch
-
-    yield opener
-    for number, (context, _) in enumerate(opened):
-        for page in context.pages:
-            screenshot(page, f"{request.node.name}-{number}")
-        context.close()
-    for _, watch in opened:
-        watch.check()
+    """open_page(settings=…, target=…, fragment=…, allow=…, **context options) → (page, watch)
+    (tests.browser.page_opener)."""
+    with page_opener(browser, server, request.node.name, QUICK) as opener:
+        yield opener
 
 
 @pytest.fixture

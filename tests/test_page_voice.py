@@ -13,7 +13,7 @@ import pytest
 from playwright.sync_api import expect, sync_playwright
 
 from tests.audio_samples import SENTENCES, espeak, wav_seconds, wer, write_wav
-from tests.browser import PageWatch, launch, screenshot
+from tests.browser import launch, page_opener, screenshot
 from tests.server_process import ServerProcess
 
 pytestmark = pytest.mark.slow
@@ -50,31 +50,10 @@ def browser(microphone_wav):
 
 @pytest.fixture
 def open_page(browser, server, request):
-    opened = []
-
-    def opener(settings=None, allow=()):
-        context = browser.new_context(viewport={"width": 1280, "height": 800})
-        stored = json.dumps(json.dumps({"maxTokens": 12, "temperature": 0, **(settings or {})}))
-        context.add_init_script(
-            f"if (!localStorage.getItem('omnicoach.settings'))"
-            f" localStorage.setItem('omnicoach.settings', {stored});"
-        )
-        page = context.new_page()
-        watch = PageWatch(page, server.url)
-        for pattern in allow:
-            watch.allow(pattern)
-        opened.append((context, watch))
-        page.goto(f"{server.url}/")
-        expect(page.locator("#composer-input")).to_be_visible()
-        return page
-
-    yield opener
-    for number, (context, _) in enumerate(opened):
-        for page in context.pages:
-            screenshot(page, f"{request.node.name}-{number}")
-        context.close()
-    for _, watch in opened:
-        watch.check()
+    """open_page(settings=…, allow=…) → the page (tests.browser.page_opener)."""
+    quick = {"maxTokens": 12, "temperature": 0}
+    with page_opener(browser, server, request.node.name, quick) as opener:
+        yield lambda **options: opener(**options)[0]
 
 
 def stored_messages(server, page) -> list[dict]:
