@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import load_file
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from omnicoach.errors import InvalidRequestError
@@ -104,7 +105,10 @@ def test_loss_falls_and_the_run_leaves_adapter_curve_and_checkpoint(
     assert (out / "adapter" / "adapter_model.safetensors").is_file()
     assert (out / "loss.png").stat().st_size > 1000
     assert len((out / "loss.csv").read_text().splitlines()) == 13  # header + 12 steps
-    assert json.loads((out / "checkpoint" / "progress.json").read_text())["step"] == 12
+    checkpoint = out / "checkpoint"
+    assert json.loads((checkpoint / "progress.json").read_text())["step"] == 12
+    saved = load_file(checkpoint / "trainable.safetensors")  # LoRA only, fp16, no base weights
+    assert saved and all(".lora_" in name and t.dtype == torch.float16 for name, t in saved.items())
 
 
 def test_a_stopped_run_resumes_from_its_checkpoint(tiny_model, chat_data, tmp_path):

@@ -12,10 +12,11 @@ Data: one conversation per line in OpenAI's messages format (`{"messages": [{"ro
 
 On a CPU the base stays fp32 and LoRA adapters train on every linear layer; with CUDA and
 bitsandbytes the base is loaded in 4 bits (QLoRA) instead. The log says which one ran.
-Training saves a checkpoint (adapter, optimiser, scheduler, step) every `checkpoint_every`
-steps, replacing the previous one, and `resume` continues from it; validation loss is measured
-every `eval_every` steps and training stops early after `patience` evaluations without a new
-best. The best adapter is what the output holds, with the loss curve as CSV and PNG.
+Training saves a checkpoint (LoRA weights and optimiser moments in fp16, scheduler, step;
+not the frozen base) every `checkpoint_every` steps, replacing the previous one, and `resume`
+continues from it; validation loss is measured every `eval_every` steps and training stops
+early after `patience` evaluations without a new best. The best adapter is what the output
+holds, with the loss curve as CSV and PNG.
 """
 
 import argparse
@@ -163,8 +164,7 @@ def train_sft(config: SFTConfig, on_step: Callable | None = None, log=print) -> 
     state = {"step": 0, "best": math.inf, "stale": 0, "history": []}
     checkpoint = out / CHECKPOINT
     if config.resume and (checkpoint / "progress.json").is_file():
-        accelerator.load_state(str(checkpoint))
-        state = json.loads((checkpoint / "progress.json").read_text())
+        state = _load_checkpoint(accelerator, model, optimizer, schedule, checkpoint)
         say(f"resumed from step {state['step']} (best validation loss {state['best']:.4f})")
 
     per_epoch = len(loader)
@@ -207,7 +207,7 @@ def train_sft(config: SFTConfig, on_step: Callable | None = None, log=print) -> 
             if on_step and accelerator.is_main_process:
                 on_step(record, total)
             if step % config.checkpoint_every == 0 or step == total or stop:
-                _save_checkpoint(accelerator, checkpoint, state)
+                _save_checkpoint(accelerator, model, optimizer, schedule, checkpoint, state)
             if step >= total or stop:
                 break
     bar.close()
@@ -315,16 +315,61 @@ def _save_adapter(accelerator, model, tokenizer, directory: Path) -> None:
         staging.rename(directory)
 
 
-def _save_checkpoint(accelerator, checkpoint: Path, state: dict) -> None:
-    """The latest state only: a new checkpoint replaces the previous one once complete."""
-    staging = checkpoint.with_name(checkpoint.name + ".tmp")
+def _save_checkpoint(accelerator, model, optimizer, schedule, checkpoint: Path, state: dict):
+    """The latest resumable state, replacing the previous one once complete: the trainable
+    (LoRA) weights and the optimiser's moments in fp16 — a few MB, small enough to commit
+    so that another machine can resume — and the scheduler and progress. The frozen base
+    model is not saved: it is the bundled one."""
     accelerator.wait_for_everyone()
-    accelerator.save_state(str(staging))
     if accelerator.is_main_process:
+        from safetensors.torch import save_file
+
+        staging = checkpoint.with_name(checkpoint.name + ".tmp")
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        trainable = {
+            name: p.detach().half().contiguous()
+            for name, p in accelerator.unwrap_model(model).named_parameters()
+            if p.requires_grad
+        }
+        save_file(trainable, staging / "trainable.safetensors")
+        optimizer_state = optimizer.state_dict()  # its inner dicts are the live state: copy
+        optimizer_state["state"] = {
+            index: {key: _half(value) for key, value in moments.items()}
+            for index, moments in optimizer_state["state"].items()
+        }
+        torch.save(optimizer_state, staging / "optimizer.pt")
+        torch.save(schedule.state_dict(), staging / "scheduler.pt")
         (staging / "progress.json").write_text(json.dumps(state))
         shutil.rmtree(checkpoint, ignore_errors=True)
         staging.rename(checkpoint)
     accelerator.wait_for_everyone()
+
+
+def _half(value):
+    """fp16 for moment tensors; the step count and other scalars stay as they are."""
+    if torch.is_tensor(value) and value.is_floating_point() and value.dim():
+        return value.half()
+    return value
+
+
+def _load_checkpoint(accelerator, model, optimizer, schedule, checkpoint: Path) -> dict:
+    """Every process loads the same state (the optimiser casts its moments back to fp32)."""
+    from safetensors.torch import load_file
+
+    trainable = load_file(checkpoint / "trainable.safetensors")
+    unwrapped = accelerator.unwrap_model(model)
+    missing = unwrapped.load_state_dict(
+        {name: value.float() for name, value in trainable.items()}, strict=False
+    )
+    if missing.unexpected_keys:
+        raise InvalidRequestError(
+            f"the checkpoint in {checkpoint} is for another model or LoRA setting; "
+            "start a new run (another --out) or use --no-resume"
+        )
+    optimizer.load_state_dict(torch.load(checkpoint / "optimizer.pt", weights_only=True))
+    schedule.load_state_dict(torch.load(checkpoint / "scheduler.pt", weights_only=True))
+    return json.loads((checkpoint / "progress.json").read_text())
 
 
 def _write_curve(out: Path, history: list[dict]) -> None:
