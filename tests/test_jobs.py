@@ -350,6 +350,27 @@ def test_router_training_job_from_an_uploaded_jsonl(alice, worker):
 
 
 @pytest.mark.slow
+def test_sft_job_fine_tunes_the_chat_model_on_an_upload(alice, worker):
+    rows = (REPO / "data" / "sft" / "train.jsonl").read_text().splitlines()[:12]
+    file_id = upload(alice, "\n".join(rows) + "\n", name="chats.jsonl")
+    params = {"file_id": file_id, "max_steps": 2, "batch_size": 2, "max_length": 64}
+    response = alice.post("/jobs", json={"kind": "train_sft", "params": params})
+    assert response.status_code == 201, response.text
+    assert response.json()["params"]["model"] == "smollm2-135m-instruct"
+    final = follow(alice, response.json()["id"], timeout=300)[-1][1]
+    assert final["status"] == "succeeded", final
+    assert final["result"]["method"] == "LoRA on the fp32 base" and final["result"]["steps"] == 2
+    job = alice.get(f"/jobs/{final['id']}").json()
+    assert [p["step"] for p in job["metrics"]["loss"]] == [1, 2]
+    assert [p["step"] for p in job["metrics"]["validation_loss"]] == [2]
+    assert job["artifacts"] == ["adapter.zip", "loss.csv", "loss.png", "summary.json"]
+
+    bad = upload(alice, '{"messages": [{"role": "user", "content": "hi"}]}\n', name="no.jsonl")
+    response = alice.post("/jobs", json={"kind": "train_sft", "params": {"file_id": bad}})
+    assert "no.jsonl:1" in assert_error(response, 400, "params.file_id")["message"]
+
+
+@pytest.mark.slow
 def test_a_running_job_is_cancelled(alice, worker):
     created = create_job(alice, file_id=upload(alice, LONG_TEXT), window=64, stride=8)
     wait_for(alice, created["id"], lambda job: job["progress"] > 0)

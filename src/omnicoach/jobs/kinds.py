@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from omnicoach.jobs import perplexity_job, router_job
+from omnicoach.jobs import perplexity_job, router_job, sft_job
 from omnicoach.jobs.context import JobContext, Submission
 
 
@@ -45,6 +45,14 @@ KINDS: dict[str, JobKind] = {
             params=router_job.RouterParams,
             run=router_job.run,
             prepare=router_job.prepare,
+        ),
+        JobKind(
+            name="train_sft",
+            description="LoRA fine-tuning of a chat model on the knowledge-base conversations "
+            "or an uploaded chat JSONL.",
+            params=sft_job.SFTParams,
+            run=sft_job.run,
+            prepare=sft_job.prepare,
         ),
     )
 }
