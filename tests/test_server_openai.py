@@ -16,7 +16,7 @@ CHAT = "smollm2-135m-instruct"
 QUESTION = [{"role": "user", "content": "How do I do downward dog safely?"}]
 # With the extension ignore_eos, an answer runs to max_tokens whatever the model says: a
 # generation that reliably runs until max_tokens, to hold a slot for a long time.
-LOOPING = dict(temperature=0, ignore_eos=True)
+LOOPING = dict(temperature=0, ignore_eos=True, rag=False)  # no sources: a known prompt length
 
 
 @pytest.fixture(scope="module")
