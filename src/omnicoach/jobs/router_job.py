@@ -11,9 +11,10 @@ import shutil
 from pydantic import BaseModel, Field
 
 from omnicoach.config import REPO
-from omnicoach.errors import InvalidRequestError, NotFoundError
+from omnicoach.errors import InvalidRequestError
 from omnicoach.files import FileStore
 from omnicoach.jobs.context import InvalidParam, JobContext, Submission
+from omnicoach.jobs.uploads import checked_upload
 from omnicoach.models.bundled import minilm_dir
 from omnicoach.training.router import RouterTraining, load_examples, train_router
 
@@ -41,16 +42,7 @@ def prepare(params: RouterParams, caller: Submission) -> RouterParams:
             error = InvalidRequestError(f"the bundled router data is missing ({BUNDLED_DATA})")
             raise InvalidParam("file_id", error)
         return params
-    try:
-        stored = FileStore(caller.settings).get(caller.db, caller.user_id, params.file_id)
-    except NotFoundError as exc:
-        raise InvalidParam("file_id", exc) from exc
-    path = FileStore(caller.settings).path(stored)
-    try:
-        load_examples(path)  # a malformed line is refused now, not after the job starts
-    except InvalidRequestError as exc:
-        message = str(exc).replace(str(path), stored.filename)
-        raise InvalidParam("file_id", InvalidRequestError(message)) from exc
+    checked_upload(caller, params.file_id, load_examples)
     return params
 
 

@@ -9,9 +9,10 @@ import shutil
 from pydantic import BaseModel, Field
 
 from omnicoach.config import REPO
-from omnicoach.errors import InvalidRequestError, NotFoundError, UnknownModelError
+from omnicoach.errors import UnknownModelError
 from omnicoach.files import FileStore
 from omnicoach.jobs.context import InvalidParam, JobContext, Submission
+from omnicoach.jobs.uploads import checked_upload
 from omnicoach.training.sft import SFTConfig, load_conversations, train_sft
 
 BUNDLED_DATA = REPO / "data" / "sft"
@@ -43,16 +44,7 @@ def prepare(params: SFTParams, caller: Submission) -> SFTParams:
     except UnknownModelError as exc:
         raise InvalidParam("model", exc) from exc
     if params.file_id is not None:
-        files = FileStore(caller.settings)
-        try:
-            stored = files.get(caller.db, caller.user_id, params.file_id)
-        except NotFoundError as exc:
-            raise InvalidParam("file_id", exc) from exc
-        try:
-            load_conversations(files.path(stored))
-        except InvalidRequestError as exc:
-            message = str(exc).replace(str(files.path(stored)), stored.filename)
-            raise InvalidParam("file_id", InvalidRequestError(message)) from exc
+        checked_upload(caller, params.file_id, load_conversations)
     return params.model_copy(update={"model": model})
 
 
