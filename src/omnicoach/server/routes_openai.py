@@ -63,15 +63,15 @@ async def chat_completions(body: ChatCompletionRequest, request: Request, user: 
     route = await route_chat(request, messages)
     generation = reply_without_model(route)  # e.g. a picture request, with no image generator
     sources = []
-    if generation is None and wants_grounding(body, request.app.state.settings):
-        messages, sources, link_warnings = await ground(request, messages)
-        warnings += link_warnings
     if generation is not None:
         model = ROUTER_NAME
         if conversation is not None:
             await run_in_threadpool(conversation.save_question)
         deltas = generation.deltas()
     else:
+        if wants_grounding(body, request.app.state.settings):
+            messages, sources, link_warnings = await ground(request, messages)
+            warnings += link_warnings
         model = llm.name
         try:
             generation = llm.stream(messages, params)  # validates and tokenises: errors are 400s
@@ -96,7 +96,7 @@ async def chat_completions(body: ChatCompletionRequest, request: Request, user: 
         extra["route"] = {"label": route.label, "confidence": round(route.confidence, 4)}
     if sources:  # what the answer's [1], [2]… refer to
         extra["sources"] = sources
-    if warnings:  # Extension: a transcript that is probably wrong says so.
+    if warnings:  # Extension: a doubtful transcript, a link that could not be read.
         extra["warnings"] = warnings
     if body.stream:
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
