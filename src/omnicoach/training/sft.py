@@ -12,8 +12,8 @@ Data: one conversation per line in OpenAI's messages format (`{"messages": [{"ro
 
 On a CPU the base stays fp32 and LoRA adapters train on every linear layer; with CUDA and
 bitsandbytes the base is loaded in 4 bits (QLoRA) instead. The log says which one ran.
-Training saves a checkpoint (LoRA weights and optimiser moments in fp16, scheduler, step;
-not the frozen base) every `checkpoint_every` steps, replacing the previous one, and `resume`
+Training saves a checkpoint (LoRA weights in fp16, optimiser moments in bfloat16, scheduler,
+step; not the frozen base) every `checkpoint_every` steps, replacing the previous one, and `resume`
 continues from it; validation loss is measured every `eval_every` steps and training stops
 early after `patience` evaluations without a new best. The best adapter is what the output
 holds, with the loss curve as CSV and PNG.
@@ -317,7 +317,7 @@ def _save_adapter(accelerator, model, tokenizer, directory: Path) -> None:
 
 def _save_checkpoint(accelerator, model, optimizer, schedule, checkpoint: Path, state: dict):
     """The latest resumable state, replacing the previous one once complete: the trainable
-    (LoRA) weights and the optimiser's moments in fp16 — a few MB, small enough to commit
+    (LoRA) weights in fp16 and the optimiser's moments in bfloat16 — small enough to commit
     so that another machine can resume — and the scheduler and progress. The frozen base
     model is not saved: it is the bundled one."""
     accelerator.wait_for_everyone()
@@ -347,9 +347,11 @@ def _save_checkpoint(accelerator, model, optimizer, schedule, checkpoint: Path, 
 
 
 def _half(value):
-    """fp16 for moment tensors; the step count and other scalars stay as they are."""
+    """bfloat16 for moment tensors: Adam's second moments are often below fp16's smallest
+    number (6e-8) and would resume as zeros, blowing up the first updates; bfloat16 has fp32's
+    range. The step count and other scalars stay as they are."""
     if torch.is_tensor(value) and value.is_floating_point() and value.dim():
-        return value.half()
+        return value.to(torch.bfloat16)
     return value
 
 
