@@ -21,6 +21,9 @@ MIN_SCORE = 0.35
 # about Boat Pose even when another pose's text happens to be closer. It matters most for
 # Bengali, which MiniLM (an English model) embeds poorly even romanised.
 NAME_BONUS = 0.5
+# Passages scoring this far below the best one are left out: they add prompt length (every
+# passage costs the first token ~0.3 s at one thread) rather than knowledge.
+WITHIN_BEST = 0.15
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,8 @@ class PassageIndex:
         hits = []
         for i in np.argsort(-scores):
             if scores[i] < min_score or len(hits) == k:
+                break
+            if hits and scores[i] < hits[0].score - WITHIN_BEST:
                 break
             if lang is None or self.passages[i].lang == lang:
                 hits.append(Hit(self.passages[i], float(scores[i])))
