@@ -104,26 +104,26 @@ def _load_vocabularies() -> tuple[dict, list[str]]:
     return enums, problems
 
 
-def _check_en(text, where: str, problems: list[str]) -> None:
+def _check_text(text, where: str, problems: list[str], bengali: bool) -> None:
+    """A non-empty, trimmed string, in Bengali script when BENGALI, without it otherwise."""
     if not isinstance(text, str):
         problems.append(f"{where}: expected a string, got {type(text).__name__}")
     elif not text.strip():
         problems.append(f"{where}: empty string")
     elif text != text.strip():
         problems.append(f"{where}: leading or trailing whitespace")
-    elif BENGALI_RE.search(text):
+    elif bengali and not BENGALI_RE.search(text):
+        problems.append(f"{where}: Bengali text contains no Bengali script (U+0980-U+09FF)")
+    elif not bengali and BENGALI_RE.search(text):
         problems.append(f"{where}: English text contains Bengali script")
 
 
+def _check_en(text, where: str, problems: list[str]) -> None:
+    _check_text(text, where, problems, bengali=False)
+
+
 def _check_bn(text, where: str, problems: list[str]) -> None:
-    if not isinstance(text, str):
-        problems.append(f"{where}: expected a string, got {type(text).__name__}")
-    elif not text.strip():
-        problems.append(f"{where}: empty string")
-    elif text != text.strip():
-        problems.append(f"{where}: leading or trailing whitespace")
-    elif not BENGALI_RE.search(text):
-        problems.append(f"{where}: Bengali text contains no Bengali script (U+0980-U+09FF)")
+    _check_text(text, where, problems, bengali=True)
 
 
 def _check_bilingual_text(entry: dict, field: str, fname: str, problems: list[str]) -> None:
