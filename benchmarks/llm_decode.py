@@ -174,17 +174,22 @@ def run_llama_cpp_conversation(threads: int) -> dict | None:
     llm.reset()
 
     def answer(messages):
-        for chunk in llm.create_chat_completion(
-            messages,
-            max_tokens=ANSWER_TOKENS,
-            temperature=0.0,
-            stream=True,
-            logits_processor=no_eos,
-        ):
-            if content := chunk["choices"][0]["delta"].get("content"):
-                yield content
+        return llama_cpp_deltas(llm, no_eos, messages, ANSWER_TOKENS)
 
     return conversation_row("llama.cpp Q4_1 (llama-cpp-python)", threads, converse(answer), [])
+
+
+def llama_cpp_deltas(llm, no_eos, messages: list[dict], max_tokens: int):
+    """llama.cpp's streamed answer, greedy and running to MAX_TOKENS: its text deltas."""
+    for chunk in llm.create_chat_completion(
+        messages,
+        max_tokens=max_tokens,
+        temperature=0.0,
+        stream=True,
+        logits_processor=no_eos,
+    ):
+        if content := chunk["choices"][0]["delta"].get("content"):
+            yield content
 
 
 def run_llama_cpp(threads: int, new_tokens: int, repeats: int) -> dict | None:
@@ -196,16 +201,9 @@ def run_llama_cpp(threads: int, new_tokens: int, repeats: int) -> dict | None:
         llm.reset()  # no prefix reuse between runs: a cold prompt each time, as on our side
         start = time.perf_counter()
         first, count = None, 0
-        for chunk in llm.create_chat_completion(
-            MESSAGES,
-            max_tokens=new_tokens,
-            temperature=0.0,
-            stream=True,
-            logits_processor=no_eos,
-        ):
-            if chunk["choices"][0]["delta"].get("content"):
-                first = first or time.perf_counter()
-                count += 1
+        for _ in llama_cpp_deltas(llm, no_eos, MESSAGES, new_tokens):
+            first = first or time.perf_counter()
+            count += 1
         end = time.perf_counter()
         if i:  # the first run is the warm-up
             runs.append((None, first - start, count, end - first))
