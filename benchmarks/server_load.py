@@ -4,7 +4,10 @@ For 1, 4 and 16 clients started together, each streaming one answer: time to fir
 p50/p95, aggregate completion tok/s, and errors (which must be 0). Beside it, in the same run,
 the engine called in-process with one stream, as the reference without HTTP.
 
-    .venv/bin/python benchmarks/server_load.py [--clients 1 4 16] [--max-tokens 64]
+    .venv/bin/python benchmarks/server_load.py [--clients 1 4 16] [--max-tokens 64] [--model M]
+
+The model is the default chat model (the fine-tuned smollm2-135m-yoga) unless --model names
+another, e.g. the base smollm2-135m-instruct.
 """
 
 import argparse
@@ -23,6 +26,8 @@ sys.path.insert(0, str(REPO))
 
 from tests.server_process import ServerProcess  # noqa: E402 (needs the repository on sys.path)
 
+from omnicoach.models.registry import TUNED_CHAT_MODEL  # noqa: E402
+
 PROMPTS = [
     "How do I do downward dog safely?",
     "What muscles does a squat work?",
@@ -31,9 +36,9 @@ PROMPTS = [
 ]
 
 
-async def one_client(http: httpx.AsyncClient, i: int, max_tokens: int) -> dict:
+async def one_client(http: httpx.AsyncClient, i: int, max_tokens: int, model: str) -> dict:
     body = {
-        "model": "smollm2-135m-instruct",
+        "model": model,
         "messages": [{"role": "user", "content": PROMPTS[i % len(PROMPTS)]}],
         "max_tokens": max_tokens,
         "temperature": 0,
@@ -59,10 +64,12 @@ async def one_client(http: httpx.AsyncClient, i: int, max_tokens: int) -> dict:
     return {"ttft": (first or time.perf_counter()) - start, "tokens": tokens}
 
 
-async def load(url: str, clients: int, max_tokens: int) -> dict:
+async def load(url: str, clients: int, max_tokens: int, model: str) -> dict:
     async with httpx.AsyncClient(base_url=url, timeout=600) as http:
         start = time.perf_counter()
-        results = await asyncio.gather(*(one_client(http, i, max_tokens) for i in range(clients)))
+        results = await asyncio.gather(
+            *(one_client(http, i, max_tokens, model) for i in range(clients))
+        )
         wall = time.perf_counter() - start
     ok = [r for r in results if "error" not in r]
     ttfts = sorted(r["ttft"] for r in ok)
@@ -77,7 +84,7 @@ async def load(url: str, clients: int, max_tokens: int) -> dict:
     }
 
 
-def in_process_reference(max_tokens: int) -> dict:
+def in_process_reference(max_tokens: int, model: str) -> dict:
     from omnicoach.config import load_settings
     from omnicoach.models import ModelRegistry
     from omnicoach.models.llm import SamplingParams
@@ -85,7 +92,7 @@ def in_process_reference(max_tokens: int) -> dict:
 
     settings = load_settings(data_dir=REPO / "var")
     apply_threads(settings.threads)
-    llm = ModelRegistry(settings).chat()
+    llm = ModelRegistry(settings).chat(model)
     ttfts, tokens, elapsed = [], 0, 0.0
     for prompt in PROMPTS:
         start = time.perf_counter()
@@ -108,9 +115,11 @@ def main() -> None:
     )
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 4, 16])
     parser.add_argument("--max-tokens", type=int, default=64)
+    parser.add_argument("--model", default=TUNED_CHAT_MODEL)
     args = parser.parse_args()
 
-    reference = in_process_reference(args.max_tokens)
+    reference = in_process_reference(args.max_tokens, args.model)
+    print(f"model: {args.model}")
     print(
         "in-process engine, one stream at a time: "
         f"TTFT p50 {reference['ttft_p50_s']} s, {reference['tok_s']} tok/s"
@@ -120,7 +129,7 @@ def main() -> None:
         tempfile.TemporaryDirectory() as logs,
         ServerProcess(Path(logs) / "server.log") as server,
     ):
-        rows = [asyncio.run(load(server.url, n, args.max_tokens)) for n in args.clients]
+        rows = [asyncio.run(load(server.url, n, args.max_tokens, args.model)) for n in args.clients]
     print("| clients | TTFT p50 | TTFT p95 | aggregate tok/s | errors |")
     print("|---|---|---|---|---|")
     for r in rows:

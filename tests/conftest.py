@@ -4,9 +4,11 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 
 from omnicoach.config import load_settings
 from omnicoach.models import ModelRegistry
+from omnicoach.models.registry import BASE_CHAT_MODEL
 from omnicoach.threads import apply_threads
 
 REPO = Path(__file__).resolve().parents[1]
@@ -39,6 +41,12 @@ def registry(settings):
 
 @pytest.fixture(scope="session")
 def llm(registry):
+    """The base chat model (the default chat model is its fine-tune: see tuned_llm)."""
+    return registry.chat(BASE_CHAT_MODEL)
+
+
+@pytest.fixture(scope="session")
+def tuned_llm(registry):
     return registry.chat()
 
 
@@ -69,3 +77,26 @@ def text_to_speech(registry):
 def speech_dir(tmp_path_factory):
     """Where the session's generated speech (espeak-ng, Piper) is written."""
     return tmp_path_factory.mktemp("speech")
+
+
+@pytest.fixture(scope="session")
+def tiny_model(llm, tmp_path_factory):
+    """A randomly initialised 2-layer, width-64 Llama with SmolLM2's tokenizer, saved as a
+    Hugging Face directory: a fast stand-in for the chat model in training tests."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    directory = tmp_path_factory.mktemp("tiny-llama")
+    config = LlamaConfig(
+        vocab_size=len(llm.tokenizer),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=256,
+        tie_word_embeddings=True,
+    )
+    torch.manual_seed(0)
+    LlamaForCausalLM(config).save_pretrained(directory)
+    llm.tokenizer.save_pretrained(directory)
+    return directory

@@ -23,15 +23,15 @@ def omnicoach(*args, stdin=None, env=None):
     )
 
 
-def test_one_question_streams_an_answer(llm):
+def test_one_question_streams_an_answer(tuned_llm):
     result = omnicoach(
         "chat", "How do I do downward dog safely?", "--temperature", "0", "--max-tokens", "20"
     )
     assert result.returncode == 0, result.stderr
-    # Same words as the engine's own greedy answer with the same settings.
+    # Same words as the default (fine-tuned) model's own greedy answer with the same settings.
     from omnicoach.models.llm import SamplingParams
 
-    expected = llm.complete(
+    expected = tuned_llm.complete(
         [{"role": "user", "content": "How do I do downward dog safely?"}],
         SamplingParams(temperature=0, max_tokens=20),
     ).text

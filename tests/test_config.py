@@ -11,7 +11,7 @@ def test_defaults(monkeypatch, tmp_path):
     s = load_settings()
     assert s.data_dir == Path("var")
     assert s.model_cache_dir == Path("var/models")
-    assert s.chat_model == "smollm2-135m-instruct"
+    assert s.chat_model == "smollm2-135m-yoga"  # the fine-tune
     assert s.system_prompt == DEFAULT_SYSTEM_PROMPT
     assert s.models == []
 

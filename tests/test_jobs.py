@@ -295,7 +295,7 @@ def test_perplexity_job_from_upload_to_artifact(alice, worker):
     assert created["status"] == "queued" and created["progress"] == 0
     assert created["params"] == {
         "file_id": file_id,
-        "model": "smollm2-135m-instruct",  # the default, recorded
+        "model": "smollm2-135m-yoga",  # the default, recorded
         "window": 64,
         "stride": 32,
     }
@@ -356,7 +356,7 @@ def test_sft_job_fine_tunes_the_chat_model_on_an_upload(alice, worker):
     params = {"file_id": file_id, "max_steps": 2, "batch_size": 2, "max_length": 64}
     response = alice.post("/jobs", json={"kind": "train_sft", "params": params})
     assert response.status_code == 201, response.text
-    assert response.json()["params"]["model"] == "smollm2-135m-instruct"
+    assert response.json()["params"]["model"] == "smollm2-135m-yoga"  # trains its base
     final = follow(alice, response.json()["id"], timeout=300)[-1][1]
     assert final["status"] == "succeeded", final
     assert final["result"]["method"] == "LoRA on the fp32 base" and final["result"]["steps"] == 2

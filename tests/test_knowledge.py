@@ -6,8 +6,8 @@ import importlib.util
 import httpx
 import pytest
 
-from omnicoach.knowledge.base import knowledge_passages
-from omnicoach.knowledge.grounding import grounded_messages
+from omnicoach.knowledge.base import Passage, knowledge_passages
+from omnicoach.knowledge.grounding import grounded_messages, retrieve, within_budget
 from tests.conftest import REPO
 from tests.server_process import ServerProcess
 from tests.test_links import start_server
@@ -27,26 +27,49 @@ def test_the_knowledge_base_passes_its_validator():
     assert validator.validate(REPO / "data" / "kb" / "exercises") == []
 
 
-def test_every_exercise_has_a_passage_in_each_language():
+def test_every_exercise_has_a_passage_per_aspect_in_each_language():
     passages = knowledge_passages()
     ids = {p.id for p in passages}
-    assert len(passages) >= 160
+    assert len(passages) >= 80 * 2 * 5
     for p in passages:
-        assert p.id.replace(":en", ":bn") in ids and p.id.replace(":bn", ":en") in ids
+        assert p.id.replace(":en:", ":bn:") in ids and p.id.replace(":bn:", ":en:") in ids
         assert p.text and p.names and p.source == "knowledge base"
+    aspects = {p.id.rsplit(":", 1)[1] for p in passages}
+    assert aspects == {"about", "steps", "mistakes", "cautions", "beginner"}
+    steps = next(p for p in passages if p.id == "kb:boat-pose:en:steps")
+    assert steps.title == "Boat Pose (Paripurna Navasana) — How to do it" and "1. " in steps.text
 
 
 @pytest.mark.parametrize(
     ("question", "lang", "expected"),
     [
-        ("How do I do boat pose?", "en", "kb:boat-pose:en"),
-        ("My wrists hurt in plank, what can I change?", "en", "kb:plank-pose:en"),
-        ("Is navasana hard for beginners?", "en", "kb:boat-pose:en"),
-        ("নৌকাসন কীভাবে করব?", "bn", "kb:boat-pose:bn"),
+        ("How do I do boat pose?", "en", "kb:boat-pose:en:steps"),
+        ("My wrists hurt in plank, what can I change?", "en", "kb:plank-pose:en:"),
+        ("Is navasana hard for beginners?", "en", "kb:boat-pose:en:beginner"),
+        ("What are common mistakes in the deadlift?", "en", "kb:barbell-deadlift:en:mistakes"),
+        ("নৌকাসন কীভাবে করব?", "bn", "kb:boat-pose:bn:"),
     ],
 )
-def test_a_question_about_an_exercise_finds_it_first(knowledge, question, lang, expected):
-    assert knowledge.search(question, 3, lang=lang)[0].passage.id == expected
+def test_a_question_finds_its_exercise_and_aspect_first(knowledge, question, lang, expected):
+    assert knowledge.search(question, 3, lang=lang)[0].passage.id.startswith(expected)
+
+
+def test_a_follow_up_is_searched_with_the_question_before_it(knowledge):
+    messages = [
+        {"role": "user", "content": "What is a box jump?"},
+        {"role": "assistant", "content": "An explosive jump onto a box."},
+        {"role": "user", "content": "Who should avoid it?"},
+    ]
+    found = retrieve(knowledge, messages, 3)
+    assert found[0].id == "kb:box-jump:en:cautions"
+
+
+def test_sources_beyond_the_token_budget_are_left_out():
+    long, short, medium = (Passage(f"p{n}", "", "x" * n, "en", "test") for n in (50, 10, 30))
+    assert within_budget([long, short, medium], len, 60) == [long, short]
+    # The long one is skipped whole (not cut mid-sentence); the ones after it may still fit.
+    assert within_budget([long, short, medium], len, 45) == [short, medium]
+    assert within_budget([long], len, 49) == []
 
 
 def test_an_off_topic_question_finds_nothing(knowledge):
@@ -93,7 +116,7 @@ def ask(server, content: str, **extra) -> dict:
 
 def test_chat_answers_with_numbered_knowledge_sources(server):
     body = ask(server, "How do I do boat pose?")
-    assert body["sources"][0]["id"] == "kb:boat-pose:en"
+    assert body["sources"][0]["id"] == "kb:boat-pose:en:steps"
     assert body["sources"][0]["index"] == 1 and body["sources"][0]["source"] == "knowledge base"
     assert body["choices"][0]["message"]["content"]
     assert "sources" not in ask(server, "How do I do boat pose?", rag=False)

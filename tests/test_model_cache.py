@@ -7,6 +7,7 @@ import torch
 
 from omnicoach.config import load_settings
 from omnicoach.models import ModelRegistry
+from omnicoach.models.registry import BASE_CHAT_MODEL
 
 pytestmark = pytest.mark.slow
 
@@ -20,7 +21,7 @@ def first_logits(llm):
 
 
 def load_fresh(data_dir):
-    return ModelRegistry(load_settings(data_dir=data_dir)).chat()
+    return ModelRegistry(load_settings(data_dir=data_dir)).chat(BASE_CHAT_MODEL)
 
 
 def test_cache_is_built_once_reused_and_rebuilt_when_corrupt(tmp_path, caplog, llm):

@@ -80,4 +80,4 @@ def test_non_gguf_file(tmp_path):
 
 def test_loaded_state_and_single_instance(registry, llm):
     assert registry.is_loaded("smollm2-135m-instruct")
-    assert registry.chat() is llm
+    assert registry.chat("smollm2-135m-instruct") is llm

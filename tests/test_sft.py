@@ -10,34 +10,21 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
-from transformers import LlamaConfig, LlamaForCausalLM
 
+from omnicoach.artifacts import read_manifest
 from omnicoach.errors import InvalidRequestError
-from omnicoach.training.sft import IGNORE, SFTConfig, load_conversations, tokenize, train_sft
+from omnicoach.training.sft import (
+    IGNORE,
+    SFTConfig,
+    load_conversations,
+    ship_adapter,
+    tokenize,
+    train_sft,
+)
 from tests.conftest import REPO, subprocess_env
 
 QUESTIONS = ["What does a squat work?", "How long to hold a plank?", "Is yoga good for backs?"]
 ANSWERS = ["Quads and glutes.", "Start with 20 seconds.", "Gentle yoga often helps."]
-
-
-@pytest.fixture(scope="module")
-def tiny_model(llm, tmp_path_factory):
-    """A randomly initialised 2-layer Llama saved as a Hugging Face directory."""
-    directory = tmp_path_factory.mktemp("tiny-llama")
-    config = LlamaConfig(
-        vocab_size=len(llm.tokenizer),
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=256,
-        tie_word_embeddings=True,
-    )
-    torch.manual_seed(0)
-    LlamaForCausalLM(config).save_pretrained(directory)
-    llm.tokenizer.save_pretrained(directory)
-    return directory
 
 
 @pytest.fixture(scope="module")
@@ -109,6 +96,30 @@ def test_loss_falls_and_the_run_leaves_adapter_curve_and_checkpoint(
     assert json.loads((checkpoint / "progress.json").read_text())["step"] == 12
     saved = load_file(checkpoint / "trainable.safetensors")  # LoRA only, fp16, no base weights
     assert saved and all(".lora_" in name and t.dtype == torch.float16 for name, t in saved.items())
+
+
+def test_a_run_can_start_from_a_trained_adapter_and_ship_it(tiny_model, chat_data, tmp_path):
+    first = train_sft(config(tiny_model, chat_data, tmp_path / "first", max_steps=8))
+    records = []
+    summary = train_sft(
+        config(
+            tiny_model, chat_data, tmp_path / "more", max_steps=4, init_adapter=first["adapter"]
+        ),
+        on_step=lambda record, total: records.append(record),
+    )
+    assert "from the adapter in" in summary["method"]
+    # It goes on from where the first run got to, not from a new (zero-effect) adapter.
+    assert records[0]["train_loss"] < first["best_validation_loss"] * 1.5
+    saved = load_file(tmp_path / "more" / "adapter" / "adapter_model.safetensors")
+    assert all(t.dtype == torch.float16 for t in saved.values())  # shipped at half the size
+    manifest = ship_adapter(summary, tmp_path / "more", tmp_path / "shipped", "cmd", 0.0, x=1)
+    assert manifest["command"] == "cmd" and manifest["steps"] == 4 and manifest["x"] == 1
+    assert set(manifest["files"]) == {
+        "adapter/adapter_config.json", "adapter/adapter_model.safetensors", "loss.csv", "loss.png"
+    }  # fmt: skip
+    assert read_manifest(tmp_path / "shipped")["best_validation_loss"] == pytest.approx(
+        summary["best_validation_loss"]
+    )
 
 
 def test_a_stopped_run_resumes_from_its_checkpoint(tiny_model, chat_data, tmp_path):

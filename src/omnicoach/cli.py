@@ -5,6 +5,7 @@ line on stderr and exit with status 2; `--debug` adds the traceback.
 """
 
 import contextlib
+import json
 import logging
 import os
 import signal
@@ -21,7 +22,7 @@ from rich.table import Column, Table
 
 from omnicoach.config import Settings, load_settings
 from omnicoach.errors import OmnicoachError
-from omnicoach.models.registry import ModelRegistry, size_on_disk
+from omnicoach.models.registry import TUNED_CHAT_MODEL, ModelRegistry, size_on_disk
 
 app = typer.Typer(
     help="omnicoach: a private, self-hosted yoga and fitness assistant.",
@@ -280,7 +281,10 @@ def train_sft_command(
         Path | None, typer.Option(help="Validation JSONL; default: a seeded tenth of train.")
     ] = None,
     model: Annotated[
-        str | None, typer.Option(help="Base chat model (default: chat_model).")
+        str | None,
+        typer.Option(
+            help="Chat model to fine-tune (a fine-tuned one: its base; default: chat_model)."
+        ),
     ] = None,
     epochs: Annotated[int, typer.Option(min=1)] = 3,
     batch_size: Annotated[int, typer.Option(min=1)] = 8,
@@ -288,20 +292,34 @@ def train_sft_command(
     lora_rank: Annotated[int, typer.Option(min=1)] = 16,
     max_length: Annotated[int, typer.Option(min=16)] = 512,
     max_steps: Annotated[int | None, typer.Option(min=1)] = None,
+    eval_every: Annotated[int, typer.Option(min=1, help="Validation loss every N steps.")] = 50,
+    gradient_checkpointing: Annotated[
+        bool, typer.Option(help="Recompute activations: less memory, ~30 % slower.")
+    ] = True,
     resume: Annotated[bool, typer.Option(help="Continue from OUT/checkpoint if present.")] = True,
+    init_adapter: Annotated[
+        Path | None, typer.Option(help="Start from this trained adapter instead of a new one.")
+    ] = None,
+    ship: Annotated[
+        Path | None,
+        typer.Option(
+            help="Also write the best adapter as a shipped artifact, with manifest "
+            "(e.g. artifacts/sft-lora)."
+        ),
+    ] = None,
 ) -> None:
     """LoRA fine-tune of the chat model (QLoRA when CUDA and bitsandbytes are present). For
     DDP: accelerate launch --multi_gpu --num_processes 2 -m omnicoach.training.sft --train …
     --out … (on a CPU too: gloo)."""
     from omnicoach.threads import apply_threads
-    from omnicoach.training.sft import SFTConfig, train_sft
+    from omnicoach.training.sft import SFTConfig, ship_adapter, train_sft, training_device
 
     settings, registry = _registry()
     apply_threads(os.cpu_count() or 1)  # training uses every core; serving's default is 1
     config = SFTConfig(
         train=train,
         out=out,
-        base_model=registry.spec(model or settings.chat_model, "chat").locate(),
+        base_model=registry.base_spec(model or settings.chat_model).locate(),
         validation=validation,
         epochs=epochs,
         batch_size=batch_size,
@@ -309,14 +327,126 @@ def train_sft_command(
         lora_rank=lora_rank,
         max_length=max_length,
         max_steps=max_steps,
+        eval_every=eval_every,
+        gradient_checkpointing=gradient_checkpointing,
         resume=resume,
+        init_adapter=init_adapter,
         model_cache=settings.model_cache_dir,
     )
+    started = time.time()
     summary = train_sft(config, log=err.print)
     err.print(
         f"{summary['method']}: {summary['steps']} steps, best validation loss "
         f"{summary['best_validation_loss']:.4f}; adapter in {summary['adapter']}"
     )
+    if ship:
+        command = "omnicoach " + " ".join(sys.argv[1:])
+        ship_adapter(summary, out, ship, command, started, device=training_device())
+        err.print(f"Wrote {ship} (the {TUNED_CHAT_MODEL} chat model loads it)")
+
+
+@train_app.command("pretrain")
+def train_pretrain_command(
+    out: Annotated[
+        Path, typer.Option(help="Output: log.jsonl, loss.csv/png, checkpoint/, report.md.")
+    ] = Path("var/train/pretrain"),
+    max_minutes: Annotated[
+        float, typer.Option(min=0.1, help="Training-time budget of this run.")
+    ] = 10.0,
+    max_steps: Annotated[int | None, typer.Option(min=1)] = None,
+    synthetic_workers: Annotated[
+        int, typer.Option(min=0, help="Processes generating text with the chat model.")
+    ] = 1,
+    synthetic_share: Annotated[
+        float, typer.Option(min=0, max=1, help="Share of training rows from generated text.")
+    ] = 0.5,
+    seed: Annotated[int, typer.Option()] = 0,
+    hidden_size: Annotated[int, typer.Option(min=8)] = 256,
+    num_layers: Annotated[int, typer.Option(min=1)] = 6,
+    block_size: Annotated[int, typer.Option(min=8)] = 128,
+    batch_size: Annotated[int, typer.Option(min=1)] = 8,
+    learning_rate: Annotated[float, typer.Option(min=0)] = 2e-3,
+    target_drop: Annotated[
+        float, typer.Option(min=0, help="Target: the initial loss minus this many nats.")
+    ] = 1.0,
+    stop_at_target: Annotated[
+        bool, typer.Option(help="Stop when the target is reached (else: train the budget).")
+    ] = True,
+    eval_every: Annotated[int, typer.Option(min=1, help="Held-out loss every N steps.")] = 10,
+    resume: Annotated[bool, typer.Option(help="Continue from OUT/checkpoint if present.")] = True,
+    report: Annotated[
+        bool, typer.Option(help="At the end, compare with SmolLM2-135M and fit the curve.")
+    ] = True,
+) -> None:
+    """Pretrain a small Llama from random weights on the project's texts plus text that
+    SmolLM2 generates meanwhile, and compare it with SmolLM2-135M. For DDP: accelerate launch
+    --multi_gpu --num_processes 2 -m omnicoach.training.pretrain --out … (on a CPU too: gloo)."""
+    from omnicoach.training.pretrain import PretrainConfig, train_pretrain
+
+    settings = load_settings()
+    config = PretrainConfig(
+        out=out,
+        max_minutes=max_minutes,
+        max_steps=max_steps,
+        synthetic_workers=synthetic_workers,
+        synthetic_share=synthetic_share,
+        seed=seed,
+        hidden_size=hidden_size,
+        num_layers=num_layers,
+        block_size=block_size,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        target_drop=target_drop,
+        stop_at_target=stop_at_target,
+        eval_every=eval_every,
+        resume=resume,
+        report=report,
+        model_cache=settings.model_cache_dir,
+    )
+    command = "omnicoach " + " ".join(sys.argv[1:])
+    summary = train_pretrain(config, log=err.print, command=command)
+    reached = summary["target_reached"]
+    err.print(
+        f"{summary['steps']} steps, {summary['tokens']:,} tokens; stopped by "
+        f"{summary['stopped_by']}; held-out loss {summary['final_heldout_loss']:.3f}; target "
+        + (f"reached at step {reached['step']}" if reached else "not reached")
+    )
+    if "report" in summary:
+        print((out / "report.md").read_text())
+
+
+eval_app = typer.Typer(help="Evaluate the product's models on held-out data; each writes a report.")
+app.add_typer(eval_app, name="eval")
+
+
+@eval_app.command("sft")
+def eval_sft_command(
+    out: Annotated[Path, typer.Option(help="Report directory.")] = Path("reports/sft"),
+    data: Annotated[Path, typer.Option(help="Held-out splits.")] = Path("data/sft"),
+    per_cell: Annotated[
+        int, typer.Option(min=1, help="Generated answers per split and language.")
+    ] = 24,
+    perplexity_per_cell: Annotated[
+        int, typer.Option(min=1, help="Reference answers scored per split and language.")
+    ] = 60,
+    seed: int = 0,
+) -> None:
+    """Base vs fine-tuned (LoRA), each with and without retrieval: perplexity, semantic
+    similarity and BLEU on held-out phrasings and held-out exercises, English and Bengali."""
+    from tqdm import tqdm
+
+    from omnicoach.evaluation.fine_tune import FineTuneEvaluation, markdown_report
+    from omnicoach.threads import apply_threads
+
+    settings, registry = _registry()
+    apply_threads(os.cpu_count() or 1)  # one long batch job: every core
+    evaluation = FineTuneEvaluation(registry, settings, data, log=err.print, progress=tqdm)
+    report = evaluation.run(per_cell, perplexity_per_cell, seed)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(report, indent=1, ensure_ascii=False))
+    (out / "README.md").write_text(markdown_report(report))
+    print(markdown_report(report))
+    err.print(f"Wrote {out}/README.md and results.json")
 
 
 keys_app = typer.Typer(help="API keys: each key is a user with its own conversations, files, jobs.")

@@ -47,7 +47,7 @@ class Settings(BaseSettings):
     data_dir: Path = Path("var")
     # Torch intra-op threads; 0 picks the measured default (see omnicoach.threads).
     threads: int = Field(default=0, ge=0)
-    chat_model: str = "smollm2-135m-instruct"
+    chat_model: str = "smollm2-135m-yoga"  # the fine-tuned one; base: smollm2-135m-instruct
     embedding_model: str = "all-minilm-l6-v2"
     speech_to_text_model: str = "whisper-tiny.en"
     text_to_speech_model: str = "piper-joe-medium"
@@ -109,6 +109,9 @@ class Settings(BaseSettings):
     # message, at most this many passages, cited by number; a request's `rag` overrides.
     rag: bool = True
     rag_passages: int = Field(default=3, ge=1, le=10)
+    # At most this many prompt tokens of sources: Bengali text costs ~1 token a letter, and each
+    # prompt token delays the first answer token (README, Knowledge).
+    rag_max_tokens: int = Field(default=1024, ge=0)
     # Links in chat messages (omnicoach.links): fetched, their main text used as context.
     # Only public addresses are fetched, on every redirect hop: a message must not make the
     # server read its own network (SSRF).

@@ -1,6 +1,7 @@
 """Fine-tuning conversations generated from the knowledge base (data/kb).
 
     python -m omnicoach.data.sft_dataset [--out data/sft]
+    python -m omnicoach.data.sft_dataset --grounded 0.5 --out data/sft-grounded
 
 Each exercise gives questions about seven aspects (what it is, how to do it, muscles, common
 mistakes, cautions, a beginner version, benefits) in English and Bengali, phrased several ways,
@@ -12,6 +13,10 @@ do I do it?"). Splits, so that evaluation sees what training did not:
 - test_known: the other exercises asked with phrasings held out from training (one phrasing
   per aspect and language is never used in train or validation);
 - validation: a seeded tenth of the remaining conversations; train: the rest.
+
+With --grounded, a share of train and validation is grounded (ground_some): the last question
+carries the sources the server's retriever finds, and the answer cites the right one — how the
+model learns to answer from retrieved passages, with citations.
 """
 
 import argparse
@@ -21,7 +26,10 @@ import random
 from pathlib import Path
 
 from omnicoach.config import REPO
+from omnicoach.knowledge import grounding
 from omnicoach.knowledge.base import KB_DIR, load_entries
+from omnicoach.knowledge.grounding import grounded_messages
+from omnicoach.models.registry import BASE_CHAT_MODEL
 
 SEED = 7
 # Per aspect and language: phrasings; the LAST one of each is held out for test_known.
@@ -183,12 +191,72 @@ def build(kb_dir: Path = KB_DIR, seed: int = SEED) -> dict[str, list[dict]]:
     return splits
 
 
+def cite(text: str, number: int) -> str:
+    """TEXT with its source number at the end, as the grounded prompt asks: "… [2]"."""
+    return f"{text.rstrip()} [{number}]"
+
+
+def ground_some(rows: list[dict], retrieve, fraction: float, seed: int) -> list[dict]:
+    """A seeded FRACTION of ROWS as the server grounds them: the passages the real retriever
+    finds for the last question go into it (knowledge/grounding.py), and the answer cites the
+    passage about its exercise when one was found — else it answers unchanged, as it must when
+    retrieval brings nothing useful. So the model learns to read and cite sources, also about
+    exercises it was never trained on (test_unseen is not grounded here: the evaluation adds
+    retrieval itself). RETRIEVE(messages) returns the passages."""
+    rng = random.Random(seed)
+    grounded = []
+    for row in rows:
+        if rng.random() >= fraction:
+            grounded.append(row)
+            continue
+        messages = row["messages"]
+        asked = messages[:-1]
+        passages = retrieve(asked)
+        ours = [i for i, p in enumerate(passages, 1) if p.id.split(":")[1] == row["exercise"]]
+        answer_text = messages[-1]["content"]
+        if ours:
+            answer_text = cite(answer_text, ours[0])
+        prompt = grounded_messages(asked, passages)
+        reply = {"role": "assistant", "content": answer_text}
+        grounded.append({**row, "messages": [*prompt, reply], "grounded": bool(passages)})
+    return grounded
+
+
+def retriever():
+    """The server's retrieval (index, source count and token budget), for ground_some."""
+    from omnicoach.config import load_settings
+    from omnicoach.models.registry import ModelRegistry
+
+    settings = load_settings()
+    registry = ModelRegistry(settings)
+    index, llm = registry.knowledge(), registry.chat(BASE_CHAT_MODEL)
+
+    def retrieve(messages):
+        found = grounding.retrieve(index, messages, settings.rag_passages)
+        return grounding.within_budget(found, llm.count_tokens, settings.rag_max_tokens)
+
+    return retrieve
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, default=REPO / "data" / "sft")
+    parser.add_argument(
+        "--grounded",
+        type=float,
+        default=0.0,
+        help="write only train and validation, this share of them with retrieved sources",
+    )
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    for name, rows in build().items():
+    splits = build()
+    if args.grounded > 0:  # a training set: the test splits stay as they are, in data/sft
+        retrieve = retriever()
+        splits = {
+            name: ground_some(splits[name], retrieve, args.grounded, SEED)
+            for name in ("train", "validation")
+        }
+    for name, rows in splits.items():
         with open(args.out / f"{name}.jsonl", "w", encoding="utf-8") as f:
             for row in rows:
                 f.write(json.dumps(row, ensure_ascii=False) + "\n")

@@ -27,7 +27,9 @@ class SFTParams(BaseModel):
         "seeded tenth is held out for validation. Default: data/sft (knowledge base).",
     )
     model: str | None = Field(
-        default=None, description="The base chat model; default: the server's."
+        default=None,
+        description="The chat model to fine-tune (a fine-tuned one: its base); "
+        "default: the server's.",
     )
     epochs: int = Field(default=2, ge=1, le=20)
     batch_size: int = Field(default=8, ge=1, le=64)
@@ -59,7 +61,7 @@ def run(ctx: JobContext, params: SFTParams) -> dict:
         train=train,
         validation=validation,
         out=out,
-        base_model=ctx.registry.spec(params.model, "chat").locate(),
+        base_model=ctx.registry.base_spec(params.model).locate(),
         epochs=params.epochs,
         batch_size=params.batch_size,
         learning_rate=params.learning_rate,

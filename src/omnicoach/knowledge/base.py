@@ -1,8 +1,8 @@
 """The knowledge base (data/kb/exercises/*.json, schema in data/kb/schema.json) as passages.
 
-Each exercise becomes one passage per language: its name, Sanskrit name, muscles, steps,
-common mistakes, cautions and beginner modification in a few plain lines — what a grounded
-answer needs, small enough that three fit a 135M model's prompt.
+Each exercise becomes five passages per language, one per aspect (what it is and the muscles
+it works, steps, common mistakes, cautions, beginner modification), each headed by the
+exercise's name: a grounded answer gets the aspect it needs in a prompt a 135M model handles.
 """
 
 import json
@@ -37,7 +37,7 @@ LABELS = {
 
 @dataclass(frozen=True)
 class Passage:
-    id: str  # "kb:warrior-ii:en", or a link's "url#chunk"
+    id: str  # "kb:warrior-ii:en:steps", or a link's "url#chunk"
     title: str
     text: str
     lang: str
@@ -53,7 +53,11 @@ def load_entries(directory: Path = KB_DIR) -> list[dict]:
     return [json.loads(f.read_text(encoding="utf-8")) for f in files]
 
 
-def passage(entry: dict, lang: str, vocabulary: dict) -> Passage:
+def passages(entry: dict, lang: str, vocabulary: dict) -> list[Passage]:
+    """The exercise's passages in LANG, one per aspect: what it is and works, the steps, common
+    mistakes, cautions, the beginner version. Retrieval then brings the aspect a question asks
+    about rather than the whole entry: a Bengali entry is ~1,500 tokens, too many for the
+    prompt, and every prompt token delays the first answer token."""
     words = LABELS[lang]
     muscles = vocabulary.get("muscles", {}) if lang == "bn" else {}
 
@@ -63,34 +67,38 @@ def passage(entry: dict, lang: str, vocabulary: dict) -> Passage:
     title = entry["name"][lang]
     if entry.get("sanskrit"):
         title += f" ({entry['sanskrit']})"
-    lines = [
-        f"{title}: {entry['summary'][lang]}",
-        f"{words['muscles']}: {named(entry['primary_muscles'])}; "
-        f"{words['also']} {named(entry['secondary_muscles'])}.",
-        f"{words['steps']}: "
-        + " ".join(f"{i}. {step}" for i, step in enumerate(entry["steps"][lang], 1)),
-        f"{words['mistakes']}: " + " ".join(entry["common_mistakes"][lang]),
-        f"{words['cautions']}: " + " ".join(entry["cautions"][lang]),
-        f"{words['beginner']}: {entry['beginner_modification'][lang]}",
-    ]
+    aspects = {
+        "about": f"{title}: {entry['summary'][lang]}\n{words['muscles']}: "
+        f"{named(entry['primary_muscles'])}; {words['also']} {named(entry['secondary_muscles'])}.",
+        "steps": " ".join(f"{i}. {step}" for i, step in enumerate(entry["steps"][lang], 1)),
+        "mistakes": " ".join(entry["common_mistakes"][lang]),
+        "cautions": " ".join(entry["cautions"][lang]),
+        "beginner": entry["beginner_modification"][lang],
+    }
     names = [entry["name"]["en"], entry["name"]["bn"], *entry.get("aliases", [])]
     if entry.get("sanskrit"):
         names.append(entry["sanskrit"])
     # "নৌকাসন (বোট পোজ)" and "Warrior II / Virabhadrasana" hold several names each.
     split = {n.strip().lower() for name in names for n in re.split(r"[()/]", name) if n.strip()}
-    return Passage(
-        f"kb:{entry['id']}:{lang}",
-        title,
-        "\n".join(lines),
-        lang,
-        "knowledge base",
-        tuple(sorted(n for n in split if len(n) >= 3)),
-    )
+    names = tuple(sorted(n for n in split if len(n) >= 3))
+    result = []
+    for aspect, body in aspects.items():
+        heading = title if aspect == "about" else f"{title} — {words[aspect]}"
+        text = body if aspect == "about" else f"{heading}: {body}"
+        result.append(
+            Passage(
+                f"kb:{entry['id']}:{lang}:{aspect}", heading, text, lang, "knowledge base", names
+            )
+        )
+    return result
 
 
 def knowledge_passages(directory: Path = KB_DIR) -> list[Passage]:
     vocabulary_file = Path(directory, "vocabulary.json")
     vocabulary = json.loads(vocabulary_file.read_text()) if vocabulary_file.is_file() else {}
     return [
-        passage(entry, lang, vocabulary) for entry in load_entries(directory) for lang in LANGUAGES
+        p
+        for entry in load_entries(directory)
+        for lang in LANGUAGES
+        for p in passages(entry, lang, vocabulary)
     ]

@@ -24,6 +24,8 @@ NAME_BONUS = 0.5
 # Passages scoring this far below the best one are left out: they add prompt length (every
 # passage costs the first token ~0.3 s at one thread) rather than knowledge.
 WITHIN_BEST = 0.15
+# Weight of the previous question in a follow-up's query (1 = as much as the follow-up).
+CONTEXT_WEIGHT = 0.5
 
 
 @dataclass(frozen=True)
@@ -64,14 +66,23 @@ class PassageIndex:
         return vectors
 
     def search(
-        self, question: str, k: int = 3, min_score: float = MIN_SCORE, lang: str | None = None
+        self,
+        question: str,
+        k: int = 3,
+        min_score: float = MIN_SCORE,
+        lang: str | None = None,
+        context: str = "",
     ) -> list[Hit]:
-        """The K passages most similar to QUESTION (in LANG only, when given), best first."""
+        """The K passages most similar to QUESTION (in LANG only, when given), best first.
+        CONTEXT (the question before it) counts at CONTEXT_WEIGHT: what a follow-up's "it"
+        is, while the follow-up itself says which aspect is wanted."""
         if not len(self.passages):
             return []
-        query = self.embedder.embed([romanise_bengali(question)])[0]
-        scores = self.vectors @ query
-        asked = question.lower()
+        texts = [romanise_bengali(t) for t in (question, context) if t]
+        vectors = self.embedder.embed(texts)
+        query = vectors[0] + CONTEXT_WEIGHT * vectors[1] if context else vectors[0]
+        scores = self.vectors @ (query / np.linalg.norm(query))
+        asked = f"{question}\n{context}".lower()
         named = [any(_says(asked, n) for n in p.names) for p in self.passages]
         scores = scores + NAME_BONUS * np.array(named, dtype=np.float32)
         hits = []

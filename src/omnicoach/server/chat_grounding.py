@@ -10,10 +10,14 @@ that cannot be read becomes a warning, not an error.
 from starlette.concurrency import run_in_threadpool
 
 from omnicoach.knowledge.base import Passage
-from omnicoach.knowledge.grounding import grounded_messages, source_list
+from omnicoach.knowledge.grounding import (
+    grounded_messages,
+    retrieve,
+    source_list,
+    within_budget,
+)
 from omnicoach.knowledge.retrieval import PassageIndex
 from omnicoach.links import find_urls
-from omnicoach.models.romanise import has_bengali
 
 LINK_PASSAGES = 2  # of the passages, at most this many from links
 
@@ -22,8 +26,9 @@ def wants_grounding(body, settings) -> bool:
     return settings.rag if body.rag is None else body.rag
 
 
-async def ground(request, messages: list[dict]):
-    """(messages with sources, the sources for the response, warnings)."""
+async def ground(request, messages: list[dict], count_tokens):
+    """(messages with sources, the sources for the response, warnings). COUNT_TOKENS is the
+    chat model's, for the sources' token budget."""
     if not messages or messages[-1]["role"] != "user":
         return messages, [], []
     question = messages[-1]["content"]
@@ -42,7 +47,7 @@ async def ground(request, messages: list[dict]):
             hits = await run_in_threadpool(index.search, question, LINK_PASSAGES, -1.0)
             passages += [h.passage for h in hits]
     knowledge = await run_in_threadpool(state.registry.knowledge)
-    lang = "bn" if has_bengali(question) else "en"
-    hits = await run_in_threadpool(knowledge.search, question, settings.rag_passages, lang=lang)
-    passages += [h.passage for h in hits][: settings.rag_passages - len(passages)]
+    found = await run_in_threadpool(retrieve, knowledge, messages, settings.rag_passages)
+    passages += found[: settings.rag_passages - len(passages)]
+    passages = within_budget(passages, count_tokens, settings.rag_max_tokens)
     return grounded_messages(messages, passages), source_list(passages), warnings

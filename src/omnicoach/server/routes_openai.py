@@ -70,7 +70,7 @@ async def chat_completions(body: ChatCompletionRequest, request: Request, user: 
         deltas = generation.deltas()
     else:
         if wants_grounding(body, request.app.state.settings):
-            messages, sources, link_warnings = await ground(request, messages)
+            messages, sources, link_warnings = await ground(request, messages, llm.count_tokens)
             warnings += link_warnings
         model = llm.name
         try:

@@ -34,6 +34,7 @@ from pathlib import Path
 import torch
 
 from omnicoach.errors import InvalidRequestError
+from omnicoach.training.checkpoints import load_training_state, save_checkpoint
 from omnicoach.training.jsonl import read_jsonl
 
 IGNORE = -100  # label of tokens that carry no loss (prompt, padding)
@@ -61,6 +62,9 @@ class SFTConfig:
     seed: int = 0
     resume: bool = True
     model_cache: Path = Path("var/models")
+    # Start from a trained adapter (a directory with adapter_config.json) instead of a new one:
+    # to go on training a shipped fine-tune on new data. Its LoRA settings then apply.
+    init_adapter: Path | None = None
 
 
 def load_conversations(path: Path) -> list[list[dict]]:
@@ -215,9 +219,8 @@ def train_sft(config: SFTConfig, on_step: Callable | None = None, log=print) -> 
         _write_curve(out, state["history"])
     # DDP keeps every process's weights identical; this shows it (one number per process).
     trainable = [p.detach().flatten() for p in model.parameters() if p.requires_grad]
-    fingerprint = (
-        torch.cat(trainable).double() * torch.arange(1, 1 + sum(map(len, trainable)))
-    ).sum()
+    flat = torch.cat(trainable).double()
+    fingerprint = (flat * torch.arange(1, 1 + len(flat), device=flat.device)).sum()
     fingerprints = accelerator.gather(fingerprint[None]).tolist()
     accelerator.wait_for_everyone()
     return {
@@ -257,6 +260,11 @@ def _load_model(config: SFTConfig):
         # Recompute activations in the backward pass: ~half the memory for ~30 % more time.
         model.activation_checkpointing_enable({"use_reentrant": False})
         model.config.use_cache = False
+    if config.init_adapter:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, config.init_adapter, is_trainable=True)
+        return tokenizer, model, f"{method}, from the adapter in {config.init_adapter}"
     lora = LoraConfig(
         r=config.lora_rank,
         lora_alpha=config.lora_alpha,
@@ -295,7 +303,7 @@ def _datasets(config: SFTConfig, tokenizer) -> tuple[list[dict], list[dict]]:
 def _validation_loss(model, validation, accelerator) -> float:
     """Mean loss per answer token over the validation set (all processes together)."""
     model.eval()
-    total = torch.zeros(2)
+    total = torch.zeros(2, device=accelerator.device)
     for batch in validation:
         tokens = (batch["labels"][:, 1:] != IGNORE).sum()
         total += torch.stack([model(**batch).loss.detach() * tokens, tokens.float()])
@@ -305,54 +313,36 @@ def _validation_loss(model, validation, accelerator) -> float:
 
 
 def _save_adapter(accelerator, model, tokenizer, directory: Path) -> None:
+    from safetensors.torch import load_file, save_file
+
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         staging = directory.with_name(directory.name + ".tmp")
         shutil.rmtree(staging, ignore_errors=True)
         accelerator.unwrap_model(model).save_pretrained(staging)
         (staging / "README.md").unlink(missing_ok=True)  # peft's empty model card template
+        # fp16 halves the artifact; LoRA weights lose nothing measurable (README, Fine-tuning).
+        weights = staging / "adapter_model.safetensors"
+        save_file({k: v.half() for k, v in load_file(weights).items()}, weights)
         shutil.rmtree(directory, ignore_errors=True)
         staging.rename(directory)
 
 
 def _save_checkpoint(accelerator, model, optimizer, schedule, checkpoint: Path, state: dict):
-    """The latest resumable state, replacing the previous one once complete: the trainable
-    (LoRA) weights in fp16 and the optimiser's moments in bfloat16 — small enough to commit
-    so that another machine can resume — and the scheduler and progress. The frozen base
-    model is not saved: it is the bundled one."""
-    accelerator.wait_for_everyone()
-    if accelerator.is_main_process:
+    """The trainable (LoRA) weights in fp16 and the training state (training/checkpoints.py).
+    The frozen base model is not saved: it is the bundled one."""
+
+    def write_weights(directory: Path) -> None:
         from safetensors.torch import save_file
 
-        staging = checkpoint.with_name(checkpoint.name + ".tmp")
-        shutil.rmtree(staging, ignore_errors=True)
-        staging.mkdir(parents=True)
         trainable = {
             name: p.detach().half().contiguous()
             for name, p in accelerator.unwrap_model(model).named_parameters()
             if p.requires_grad
         }
-        save_file(trainable, staging / "trainable.safetensors")
-        optimizer_state = optimizer.state_dict()  # its inner dicts are the live state: copy
-        optimizer_state["state"] = {
-            index: {key: _half(value) for key, value in moments.items()}
-            for index, moments in optimizer_state["state"].items()
-        }
-        torch.save(optimizer_state, staging / "optimizer.pt")
-        torch.save(schedule.state_dict(), staging / "scheduler.pt")
-        (staging / "progress.json").write_text(json.dumps(state))
-        shutil.rmtree(checkpoint, ignore_errors=True)
-        staging.rename(checkpoint)
-    accelerator.wait_for_everyone()
+        save_file(trainable, directory / "trainable.safetensors")
 
-
-def _half(value):
-    """bfloat16 for moment tensors: Adam's second moments are often below fp16's smallest
-    number (6e-8) and would resume as zeros, blowing up the first updates; bfloat16 has fp32's
-    range. The step count and other scalars stay as they are."""
-    if torch.is_tensor(value) and value.is_floating_point() and value.dim():
-        return value.to(torch.bfloat16)
-    return value
+    save_checkpoint(accelerator, optimizer, schedule, checkpoint, state, write_weights)
 
 
 def _load_checkpoint(accelerator, model, optimizer, schedule, checkpoint: Path) -> dict:
@@ -369,9 +359,7 @@ def _load_checkpoint(accelerator, model, optimizer, schedule, checkpoint: Path) 
             f"the checkpoint in {checkpoint} is for another model or LoRA setting; "
             "start a new run (another --out) or use --no-resume"
         )
-    optimizer.load_state_dict(torch.load(checkpoint / "optimizer.pt", weights_only=True))
-    schedule.load_state_dict(torch.load(checkpoint / "scheduler.pt", weights_only=True))
-    return json.loads((checkpoint / "progress.json").read_text())
+    return load_training_state(optimizer, schedule, checkpoint)
 
 
 def _write_curve(out: Path, history: list[dict]) -> None:
@@ -399,6 +387,55 @@ def _write_curve(out: Path, history: list[dict]) -> None:
     fig.tight_layout()
     fig.savefig(out / "loss.png", dpi=100)
     plt.close(fig)
+
+
+def ship_adapter(
+    summary: dict, out: Path, artifact: Path, command: str, started: float, **facts
+) -> dict:
+    """Copy the best adapter and the loss curve from the training directory OUT into the
+    artifact directory ARTIFACT, with a manifest (artifacts.py); returns the manifest."""
+    from omnicoach.artifacts import write_manifest, writing
+
+    config = summary["config"]
+    with writing(artifact) as staging:
+        shutil.copytree(Path(out) / "adapter", staging / "adapter")
+        for name in ("loss.csv", "loss.png"):
+            shutil.copy(Path(out) / name, staging / name)
+        return write_manifest(
+            staging,
+            name=Path(artifact).name,
+            command=command,
+            seed=config["seed"],
+            started=started,
+            method=summary["method"],
+            processes=summary["processes"],
+            steps=summary["steps"],
+            training_seconds=summary["seconds"],
+            best_validation_loss=summary["best_validation_loss"],
+            data={"train": config["train"], "validation": config["validation"]},
+            hyperparameters={
+                k: config[k]
+                for k in ("epochs", "batch_size", "learning_rate", "lora_rank", "lora_alpha")
+                + ("lora_dropout", "max_length", "gradient_checkpointing", "eval_every")
+            },
+            **facts,
+        )
+
+
+def training_device() -> str:
+    """What trained it, for the manifest."""
+    import peft
+    import transformers
+
+    where = (
+        torch.cuda.get_device_name()
+        if torch.cuda.is_available()
+        else f"CPU, {os.cpu_count()} cores"
+    )
+    return (
+        f"{where}; torch {torch.__version__}, transformers {transformers.__version__}, "
+        f"peft {peft.__version__}"
+    )
 
 
 def main() -> None:
