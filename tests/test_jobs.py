@@ -371,6 +371,22 @@ def test_sft_job_fine_tunes_the_chat_model_on_an_upload(alice, worker):
 
 
 @pytest.mark.slow
+def test_pretrain_job_trains_from_scratch_and_reports(alice, worker):
+    params = {"max_steps": 2, "synthetic_workers": 0, "synthetic_share": 0}
+    response = alice.post("/jobs", json={"kind": "pretrain", "params": params})
+    assert response.status_code == 201, response.text
+    final = follow(alice, response.json()["id"], timeout=600)[-1][1]
+    assert final["status"] == "succeeded", final
+    result = final["result"]
+    assert result["steps"] == 2 and result["reference_heldout_loss"] < result["heldout_loss"]
+    job = alice.get(f"/jobs/{final['id']}").json()
+    assert [p["step"] for p in job["metrics"]["loss"]] == [1, 2]
+    assert set(job["artifacts"]) >= {"loss.png", "report.md", "manifest.json"}
+    response = alice.post("/jobs", json={"kind": "pretrain", "params": {"synthetic_workers": 0}})
+    assert "synthetic worker" in assert_error(response, 422, "params")["message"]
+
+
+@pytest.mark.slow
 def test_a_running_job_is_cancelled(alice, worker):
     created = create_job(alice, file_id=upload(alice, LONG_TEXT), window=64, stride=8)
     wait_for(alice, created["id"], lambda job: job["progress"] > 0)

@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from omnicoach.jobs import perplexity_job, router_job, sft_job
+from omnicoach.jobs import perplexity_job, pretrain_job, router_job, sft_job
 from omnicoach.jobs.context import JobContext, Submission
 
 
@@ -53,6 +53,13 @@ KINDS: dict[str, JobKind] = {
             params=sft_job.SFTParams,
             run=sft_job.run,
             prepare=sft_job.prepare,
+        ),
+        JobKind(
+            name="pretrain",
+            description="Pretrain a small Llama from random weights on the project's texts "
+            "and generated text; compare it with SmolLM2-135M.",
+            params=pretrain_job.PretrainParams,
+            run=pretrain_job.run,
         ),
     )
 }
