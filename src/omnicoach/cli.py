@@ -444,8 +444,9 @@ def eval_sft_command(
     report = evaluation.run(per_cell, perplexity_per_cell, seed)
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(report, indent=1, ensure_ascii=False))
-    (out / "README.md").write_text(markdown_report(report))
-    print(markdown_report(report))
+    text = markdown_report(report)
+    (out / "README.md").write_text(text)
+    print(text)
     err.print(f"Wrote {out}/README.md and results.json")
 
 

@@ -75,11 +75,11 @@ def passages(entry: dict, lang: str, vocabulary: dict) -> list[Passage]:
         "cautions": " ".join(entry["cautions"][lang]),
         "beginner": entry["beginner_modification"][lang],
     }
-    names = [entry["name"]["en"], entry["name"]["bn"], *entry.get("aliases", [])]
+    called = [entry["name"]["en"], entry["name"]["bn"], *entry.get("aliases", [])]
     if entry.get("sanskrit"):
-        names.append(entry["sanskrit"])
+        called.append(entry["sanskrit"])
     # "নৌকাসন (বোট পোজ)" and "Warrior II / Virabhadrasana" hold several names each.
-    split = {n.strip().lower() for name in names for n in re.split(r"[()/]", name) if n.strip()}
+    split = {n.strip().lower() for name in called for n in re.split(r"[()/]", name) if n.strip()}
     names = tuple(sorted(n for n in split if len(n) >= 3))
     result = []
     for aspect, body in aspects.items():
