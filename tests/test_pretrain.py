@@ -160,9 +160,11 @@ def test_generated_text_streams_into_training(tiny_model, tmp_path):
     waited = []
 
     def until_text_arrives(record, state):
-        # The worker needs seconds to start (spawn, imports) while a tiny step takes a tenth
-        # of one: slow the first steps down so that most of the run comes after the first text.
-        if record["synthetic_texts"] == 0 and len(waited) < 60:
+        # The worker needs seconds to start (spawn, imports) and to write the pool's first
+        # paragraphs, while a tiny step takes a tenth of a second: slow the steps down until
+        # the pool is full, so that most of the run comes after it (a slow CI machine needed
+        # more than 20 steps to get there when only the first text was waited for).
+        if record["synthetic_texts"] < 12 and len(waited) < 90:
             waited.append(1)
             time.sleep(1)
 
@@ -170,7 +172,7 @@ def test_generated_text_streams_into_training(tiny_model, tmp_path):
         config(
             tiny_model,
             out,
-            max_steps=40,
+            max_steps=60,
             eval_every=20,
             synthetic_share=0.5,
             synthetic_workers=1,
