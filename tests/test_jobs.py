@@ -488,3 +488,19 @@ def wait_until_serving(http, process, timeout=180) -> None:
         except httpx.TransportError:
             time.sleep(0.5)
     raise TimeoutError("the server did not start")
+
+
+@pytest.mark.slow
+def test_vlm_job_trains_both_stages_on_rendered_images(alice, worker):
+    params = {"per_exercise": 2, "stage1_limit": 16, "stage2_limit": 16, "max_steps": 1}
+    params["batch_size"] = 4
+    response = alice.post("/jobs", json={"kind": "train_vlm", "params": params})
+    assert response.status_code == 201, response.text
+    final = follow(alice, response.json()["id"], timeout=900)[-1][1]
+    assert final["status"] == "succeeded", final
+    assert final["result"]["stage1"]["steps"] == 1 and final["result"]["stage2"]["steps"] == 1
+    job = alice.get(f"/jobs/{final['id']}").json()
+    assert [p["step"] for p in job["metrics"]["stage2_validation_loss"]] == [1]
+    assert job["artifacts"] == ["vlm.zip", "stage1-loss.png", "stage2-loss.png", "summary.json"]
+    response = alice.post("/jobs", json={"kind": "train_vlm", "params": {"grid": 9}})
+    assert_error(response, 422, "params.grid")

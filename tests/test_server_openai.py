@@ -195,6 +195,17 @@ def test_busy_server_answers_503_and_disconnects_free_their_slots(server):
                 ],
             },
             400,
+            "messages[0].content[0].image_url.url",
+            "invalid_image_url",
+        ),
+        (
+            {
+                "model": CHAT,
+                "messages": [
+                    {"role": "user", "content": [{"type": "video_url", "video_url": {}}]}
+                ],
+            },
+            400,
             "messages[0].content[0]",
             "unsupported_content_part",
         ),

@@ -345,6 +345,80 @@ def train_sft_command(
         err.print(f"Wrote {ship} (the {TUNED_CHAT_MODEL} chat model loads it)")
 
 
+@train_app.command("vlm")
+def train_vlm_command(
+    stage: Annotated[int, typer.Option(min=1, max=2, help="1: projector only; 2: + LoRA.")],
+    train: Annotated[Path, typer.Option(help="LLaVA JSON (data/vlm_dataset.py).")],
+    out: Annotated[Path, typer.Option(help="Output: projector, adapter/, checkpoint/, loss.")],
+    images: Annotated[
+        Path | None, typer.Option(help="Image folder; default: the JSON's folder.")
+    ] = None,
+    validation: Annotated[
+        Path | None, typer.Option(help="Validation LLaVA JSON; default: a tenth of train.")
+    ] = None,
+    projector: Annotated[
+        Path | None, typer.Option(help="Stage 2: the stage-1 output to start from.")
+    ] = None,
+    model: Annotated[str, typer.Option(help="Chat model (name or directory).")] = TUNED_CHAT_MODEL,
+    encoder: Annotated[
+        str, typer.Option(help='"efficientnet-lite0" or a local CLIP/SigLIP directory.')
+    ] = "efficientnet-lite0",
+    grid: Annotated[int, typer.Option(min=1, max=7, help="Image tokens: GRID×GRID.")] = 7,
+    epochs: Annotated[int, typer.Option(min=1)] = 1,
+    batch_size: Annotated[int, typer.Option(min=1)] = 8,
+    learning_rate: Annotated[
+        float | None, typer.Option(min=0, help="Default 1e-3 (stage 1), 2e-4 (stage 2).")
+    ] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="Use N conversations only.")] = None,
+    max_steps: Annotated[int | None, typer.Option(min=1)] = None,
+    eval_every: Annotated[int, typer.Option(min=1, help="Validation loss every N steps.")] = 50,
+    resume: Annotated[bool, typer.Option(help="Continue from OUT/checkpoint if present.")] = True,
+    ship: Annotated[
+        Path | None,
+        typer.Option(help="Also write the result as a shipped artifact (e.g. artifacts/vlm)."),
+    ] = None,
+) -> None:
+    """Train the vision-language model, LLaVA's way: stage 1 aligns the image projector on
+    captions, stage 2 tunes projector and LoRA on visual conversations."""
+    from omnicoach.threads import apply_threads
+    from omnicoach.training.sft import training_device
+    from omnicoach.training.vlm import VLMConfig, train_vlm
+    from omnicoach.training.vlm import ship as ship_vlm
+
+    settings, _ = _registry()
+    apply_threads(os.cpu_count() or 1)
+    config = VLMConfig(
+        stage=stage,
+        train=train,
+        out=out,
+        chat_model=model,
+        images=images,
+        validation=validation,
+        projector=projector,
+        encoder=encoder,
+        grid=grid,
+        epochs=epochs,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        limit=limit,
+        max_steps=max_steps,
+        eval_every=eval_every,
+        checkpoint_every=eval_every,
+        resume=resume,
+        model_cache=settings.model_cache_dir,
+    )
+    started = time.time()
+    summary = train_vlm(config, log=err.print)
+    err.print(
+        f"stage {stage}: {summary['steps']} steps, best validation loss "
+        f"{summary['best_validation_loss']:.4f}; output in {out}"
+    )
+    if ship:
+        command = "omnicoach " + " ".join(sys.argv[1:])
+        ship_vlm(summary, out, ship, command, started, device=training_device())
+        err.print(f"Wrote {ship}")
+
+
 @train_app.command("pretrain")
 def train_pretrain_command(
     out: Annotated[
@@ -447,6 +521,32 @@ def eval_sft_command(
     text = markdown_report(report)
     (out / "README.md").write_text(text)
     print(text)
+    err.print(f"Wrote {out}/README.md and results.json")
+
+
+@eval_app.command("vlm")
+def eval_vlm_command(
+    out: Annotated[Path, typer.Option(help="Report directory.")] = Path("reports/vlm"),
+    images: Annotated[Path, typer.Option(help="Rendered images (train/ and test/ splits).")] = Path(
+        "data/exercise-images"
+    ),
+    per_exercise: Annotated[int, typer.Option(min=1, help="Test images per exercise.")] = 10,
+    how_per_exercise: Annotated[
+        int, typer.Option(min=0, help='"…and how do I do it?" answers per exercise.')
+    ] = 2,
+    seed: int = 0,
+) -> None:
+    """The vision-language model on held-out rendered images: exercise-name accuracy (English,
+    Bengali) against no-image and nearest-neighbour baselines, answer similarity."""
+    from omnicoach.evaluation.vision import VisionEvaluation, markdown_report, write_report
+    from omnicoach.threads import apply_threads
+
+    settings, registry = _registry()
+    apply_threads(os.cpu_count() or 1)
+    evaluation = VisionEvaluation(registry.vision(), registry.embedder(), images)
+    report = evaluation.run(per_exercise, how_per_exercise, seed)
+    write_report(report, images, out)
+    print(markdown_report(report))
     err.print(f"Wrote {out}/README.md and results.json")
 
 

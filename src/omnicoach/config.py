@@ -61,6 +61,11 @@ class Settings(BaseSettings):
     # The prompt router (POST /classify, and chat: a request for a picture is routed to the
     # image generator). Its trained artifact; default: artifacts/router of this checkout.
     router_model: Path | None = None
+    # The vision-language model (artifacts/vlm: projector + LoRA over the chat model) that
+    # answers messages with a picture; a directory written by `omnicoach train vlm --ship`.
+    vision_model: Path | None = None
+    # Images in chat messages: refused above this many pixels (a decompression bomb guard).
+    max_image_pixels: int = Field(default=40_000_000, ge=1)
     # A message is an image request only when the router gives it at least this probability.
     router_threshold: float = Field(default=0.5, gt=0, lt=1)
     # Route chat messages with the router; off: every message is answered in words.
@@ -161,6 +166,11 @@ class Settings(BaseSettings):
     def router_dir(self) -> Path:
         """The prompt router's trained artifact."""
         return self.router_model or REPO / "artifacts" / "router"
+
+    @property
+    def vision_dir(self) -> Path:
+        """The vision-language model's trained artifact."""
+        return self.vision_model or REPO / "artifacts" / "vlm"
 
     @classmethod
     def settings_customise_sources(

@@ -74,6 +74,7 @@ def append(
     status: str = "complete",
     model: str | None = None,
     sources: list[dict] | None = None,
+    images: list[str] | None = None,
 ) -> Message:
     """Add a message at the end; an untitled conversation is named after its first question."""
     with db.write() as session:
@@ -85,11 +86,12 @@ def append(
             status=status,
             model=model,
             sources=sources or None,
+            images=images or None,
         )
         session.add(message)
         conversation.updated_at = time.time()
         if not conversation.title and role == "user":
-            conversation.title = _title_from(content)
+            conversation.title = _title_from(content) or ("A picture" if images else "")
     return message
 
 

@@ -72,6 +72,8 @@ class Message(Base):
     model: Mapped[str | None] = mapped_column(String(200))
     # An answer's numbered sources ([{index, id, title, source}]), when it was grounded.
     sources: Mapped[list | None] = mapped_column(JSON, nullable=True)
+    # A user message's pictures: ids of the stored files (purpose "vision"), oldest first.
+    images: Mapped[list | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[float] = mapped_column(Float, default=time.time)
 
     conversation: Mapped[Conversation] = relationship(back_populates="messages")

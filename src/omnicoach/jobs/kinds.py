@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from omnicoach.jobs import perplexity_job, pretrain_job, router_job, sft_job
+from omnicoach.jobs import perplexity_job, pretrain_job, router_job, sft_job, vlm_job
 from omnicoach.jobs.context import JobContext, Submission
 
 
@@ -60,6 +60,13 @@ KINDS: dict[str, JobKind] = {
             "and generated text; compare it with SmolLM2-135M.",
             params=pretrain_job.PretrainParams,
             run=pretrain_job.run,
+        ),
+        JobKind(
+            name="train_vlm",
+            description="Train the vision-language model (LLaVA's two stages: projector, "
+            "then projector + LoRA) on rendered exercise images.",
+            params=vlm_job.VLMParams,
+            run=vlm_job.run,
         ),
     )
 }

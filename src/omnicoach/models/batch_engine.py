@@ -53,8 +53,17 @@ class _Done:
 class TokenStream:
     """The tokens of one request as the engine produces them; ``finish_reason`` at the end."""
 
-    def __init__(self, prompt: list[int], params: SamplingParams, cancelled: threading.Event):
+    def __init__(
+        self,
+        prompt: list[int],
+        params: SamplingParams,
+        cancelled: threading.Event,
+        embeddings: dict | None = None,
+    ):
         self.prompt, self.params, self.cancelled = prompt, params, cancelled
+        # An image's input embeddings by (negative) placeholder token: the prompt's image
+        # positions. The ids depend on the image, so the prefix cache tells images apart.
+        self.embeddings = embeddings
         self.finish_reason: str | None = None
         self._output: queue.SimpleQueue = queue.SimpleQueue()
         seed = params.seed if params.seed is not None else int(time.time_ns())
@@ -96,9 +105,13 @@ class BatchEngine:
         self.reused_tokens = 0  # prompt tokens whose keys/values came from the prefix cache
 
     def submit(
-        self, prompt: list[int], params: SamplingParams, cancelled: threading.Event
+        self,
+        prompt: list[int],
+        params: SamplingParams,
+        cancelled: threading.Event,
+        embeddings: dict | None = None,
     ) -> TokenStream:
-        stream = TokenStream(list(prompt), params, cancelled)
+        stream = TokenStream(list(prompt), params, cancelled, embeddings)
         self._ensure_thread()
         self._incoming.put(stream)
         return stream
@@ -160,7 +173,9 @@ class BatchEngine:
                 logits = slot.prompt_logits[1]  # the whole prompt is cached, with its logits
                 shared = n
             else:
-                logits = self.decoder.prefill(slot.index, stream.prompt[shared:], shared)
+                logits = self.decoder.prefill(
+                    slot.index, stream.prompt[shared:], shared, embeddings=stream.embeddings
+                )
             self.reused_tokens += shared
             self.prefilled_tokens += n - shared
             slot.tokens, slot.prompt_logits = list(stream.prompt), (n, logits)

@@ -94,14 +94,24 @@ class LlamaDecoder:
 
     @torch.inference_mode()
     def prefill(
-        self, slot: int, tokens: list[int], start: int, every_position: bool = False
+        self,
+        slot: int,
+        tokens: list[int],
+        start: int,
+        every_position: bool = False,
+        embeddings: dict[int, torch.Tensor] | None = None,
     ) -> torch.Tensor:
         """Run TOKENS at positions start.. in SLOT (earlier positions are already cached);
-        returns the fp32 logits after the last one ([vocab]), or after each ([len, vocab])."""
+        returns the fp32 logits after the last one ([vocab]), or after each ([len, vocab]).
+        A negative token is an image position: its input is EMBEDDINGS[token]."""
         length, end = len(tokens), start + len(tokens)
         if end > self.max_len:
             raise ValueError(f"{end} tokens exceed the cache of {self.max_len}")
-        x = self.embed[torch.tensor(tokens)].to(self.dtype)  # [length, hidden]
+        ids = torch.tensor(tokens)
+        x = self.embed[ids.clamp(min=0)].to(self.dtype)  # [length, hidden]
+        if embeddings:
+            for position in (ids < 0).nonzero().flatten().tolist():
+                x[position] = embeddings[tokens[position]].to(self.dtype)
         cos, sin = self.cos[start:end], self.sin[start:end]  # [length, head_dim]
         # Each new token sees the cached prefix and the new tokens up to itself.
         causal = torch.ones(length, length, dtype=torch.bool).tril()

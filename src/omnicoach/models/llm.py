@@ -24,8 +24,28 @@ from omnicoach.errors import ContextLengthError, InvalidRequestError, ModelFileE
 from omnicoach.models.batch_engine import BatchEngine
 from omnicoach.models.sampling import SamplingParams, penalised, sample
 from omnicoach.models.text_stream import TextStream
+from omnicoach.models.vision_language import tokenize_with_image
 
 ROLES = ("system", "user", "assistant")
+
+
+@dataclass
+class ImageInput:
+    """An image as the LLM reads it: input embeddings [tokens, hidden] (projected image
+    features, models/vision_language.py) and a KEY naming the image's content."""
+
+    embeddings: torch.Tensor
+    key: str
+
+    def placeholders(self) -> list[int]:
+        """Negative token ids for the image positions: the engine reads their embeddings
+        instead of the vocabulary's, and the same image gives the same ids, so a follow-up
+        question about it reuses the cached prefix while another image does not."""
+        base = int(self.key[:12], 16) * 1024  # < 2**58: fits a torch int64 with room
+        return [-(base + i) - 1 for i in range(len(self.embeddings))]
+
+    def by_placeholder(self) -> dict[int, torch.Tensor]:
+        return dict(zip(self.placeholders(), self.embeddings, strict=True))
 
 
 @dataclass
@@ -35,6 +55,7 @@ class Prompt:
     messages: list[dict]  # the messages actually used, system prompt included
     token_ids: list[int]
     dropped_messages: int  # how many old messages the guard removed
+    image: ImageInput | None = None  # read where a message holds IMAGE_MARKER
 
 
 @dataclass
@@ -112,8 +133,11 @@ class ChatLLM:
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
-    def build_prompt(self, messages: Sequence[dict], max_tokens: int) -> Prompt:
-        """Validate, add the default system prompt, apply the context-length rule, tokenise."""
+    def build_prompt(
+        self, messages: Sequence[dict], max_tokens: int, image: ImageInput | None = None
+    ) -> Prompt:
+        """Validate, add the default system prompt, apply the context-length rule, tokenise.
+        With IMAGE, the message holding IMAGE_MARKER gets the image there."""
         messages = _validated(messages)
         if self.default_system_prompt and not any(m["role"] == "system" for m in messages):
             messages.insert(0, {"role": "system", "content": self.default_system_prompt})
@@ -125,7 +149,7 @@ class ChatLLM:
                 f"{self.context_length}-token context window"
             )
         dropped = 0
-        token_ids = self._tokenize(messages)
+        token_ids = self._tokenize(messages, image)
         while len(token_ids) > budget:
             removed = _drop_oldest_turn(messages)
             if not removed:
@@ -135,26 +159,42 @@ class ChatLLM:
                     f"max_tokens={max_tokens}; shorten the message or lower max_tokens"
                 )
             dropped += removed
-            token_ids = self._tokenize(messages)
-        return Prompt(messages=messages, token_ids=token_ids, dropped_messages=dropped)
+            token_ids = self._tokenize(messages, image)
+        return Prompt(messages, token_ids, dropped, image)
 
-    def _tokenize(self, messages: list[dict]) -> list[int]:
-        # The template already contains the special tokens; do not add a BOS twice.
-        return self.tokenizer(self.render(messages), add_special_tokens=False)["input_ids"]
+    def _tokenize(self, messages: list[dict], image: ImageInput | None = None) -> list[int]:
+        if image is None:
+            # The template already contains the special tokens; do not add a BOS twice.
+            return self.tokenizer(self.render(messages), add_special_tokens=False)["input_ids"]
+        row = tokenize_with_image(
+            self.tokenizer, messages, len(image.embeddings), generation_prompt=True
+        )
+        ids, start = row["input_ids"], row["image_start"]
+        if start is None:  # the image's message was dropped to fit the context
+            return ids
+        return ids[:start] + image.placeholders() + ids[start + len(image.embeddings) :]
 
     # --- generation ---------------------------------------------------------------------
 
-    def stream(self, messages: Sequence[dict], params: SamplingParams | None = None) -> Generation:
+    def stream(
+        self,
+        messages: Sequence[dict],
+        params: SamplingParams | None = None,
+        image: ImageInput | None = None,
+    ) -> Generation:
         """Start a generation; iterate the result for text deltas."""
         params = params or SamplingParams()
         params.validate()
-        prompt = self.build_prompt(messages, params.max_tokens)
+        prompt = self.build_prompt(messages, params.max_tokens, image)
         return Generation(prompt, lambda generation: self._decode(generation, params))
 
     def complete(
-        self, messages: Sequence[dict], params: SamplingParams | None = None
+        self,
+        messages: Sequence[dict],
+        params: SamplingParams | None = None,
+        image: ImageInput | None = None,
     ) -> Completion:
-        generation = self.stream(messages, params)
+        generation = self.stream(messages, params, image)
         text = "".join(generation)
         return Completion(
             text,
@@ -167,10 +207,11 @@ class ChatLLM:
         """Text deltas from the token ids of whichever engine runs the model."""
         text = TextStream(self.tokenizer, params.stop)
         prompt = gen.prompt.token_ids
+        image = gen.prompt.image.by_placeholder() if gen.prompt.image else None
         if self.engine is not None:
-            tokens = self.engine.submit(prompt, params, gen.cancel_requested)
+            tokens = self.engine.submit(prompt, params, gen.cancel_requested, image)
         else:
-            tokens = _TransformersTokens(self, prompt, params, gen.cancel_requested)
+            tokens = _TransformersTokens(self, prompt, params, gen.cancel_requested, image)
         try:
             for token in tokens:
                 gen.completion_tokens += 1
@@ -191,8 +232,11 @@ class _TransformersTokens:
     """Token ids from transformers' own forward for one sequence (any causal LM): the
     engine when the fast one does not support the architecture, and the fp32 reference."""
 
-    def __init__(self, llm: ChatLLM, prompt: list[int], params: SamplingParams, cancelled):
+    def __init__(
+        self, llm: ChatLLM, prompt: list[int], params: SamplingParams, cancelled, image=None
+    ):
         self.llm, self.prompt, self.params, self.cancelled = llm, prompt, params, cancelled
+        self.image = image  # embeddings by placeholder token (ImageInput.by_placeholder)
         self.finish_reason: str | None = None
 
     def cancel(self) -> None:
@@ -205,12 +249,17 @@ class _TransformersTokens:
         rng = torch.Generator().manual_seed(seed)
         generated: list[int] = []
         cache = DynamicCache()
-        input_ids = torch.tensor([self.prompt])
+        ids = torch.tensor([self.prompt])
+        embeds = model.get_input_embeddings()(ids.clamp(min=0))
+        for position, token in enumerate(self.prompt):
+            if token < 0:  # an image position
+                embeds[0, position] = self.image[token].to(embeds.dtype)
+        inputs = {"inputs_embeds": embeds}
         for _ in range(params.max_tokens):
             if self.cancelled.is_set():
                 self.finish_reason = "cancelled"
                 return
-            logits = model(input_ids=input_ids, past_key_values=cache, use_cache=True).logits
+            logits = model(**inputs, past_key_values=cache, use_cache=True).logits
             logits = penalised(logits[0, -1], generated, params)
             token = sample(logits, params.temperature, params.top_p, rng)
             if token in self.llm.end_token_ids and not params.ignore_eos:
@@ -218,7 +267,7 @@ class _TransformersTokens:
                 return
             generated.append(token)
             yield token
-            input_ids = torch.tensor([[token]])
+            inputs = {"input_ids": torch.tensor([[token]])}
         self.finish_reason = "length"
 
 

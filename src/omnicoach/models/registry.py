@@ -100,6 +100,7 @@ class ModelRegistry:
         self._lock = threading.Lock()  # one load per model, even with concurrent requests
         self._router = None
         self._knowledge = None
+        self._vision = None
 
     def specs(self, role: str | None = None) -> list[ModelSpec]:
         return [s for s in self._specs.values() if role is None or s.role == role]
@@ -164,6 +165,41 @@ class ModelRegistry:
                     self.settings.router_dir, bundled.minilm_dir(), self.settings.router_threshold
                 )
             return self._router
+
+    def vision(self):
+        """The vision-language model (artifacts/vlm) that answers messages with a picture."""
+        with self._lock:
+            if self._vision is None:
+                self._vision = self._load_vision()
+            return self._vision
+
+    def _load_vision(self):
+        from omnicoach.models.adapters import merge_lora
+        from omnicoach.models.image_encoder import ImageEncoder
+        from omnicoach.models.llm import ChatLLM
+        from omnicoach.models.llm_loader import load_causal_lm
+        from omnicoach.models.vision_chat import VisionChat, read_vision_artifact
+
+        directory = self.settings.vision_dir
+        vision, projector = read_vision_artifact(directory)
+        spec = self.spec(vision["chat_model"], "chat")
+        tokenizer, model = load_causal_lm(spec.locate(), self.settings.model_cache_dir)
+        if spec.adapter is not None:
+            model = merge_lora(model, spec.adapter())
+        if (directory / "adapter").is_dir():  # stage 2's LoRA, on top of what it trained on
+            model = merge_lora(model, directory)
+        llm = ChatLLM(
+            tokenizer,
+            model,
+            name=f"{spec.name}-vision",
+            context_length=self.settings.context_length,
+            default_system_prompt=self.settings.system_prompt,
+        )
+        # int8 at most, for the reason _weights gives: a merged LoRA does not survive int4.
+        weights = "int8" if self.settings.weights == "int4" else self.settings.weights
+        llm.engine = self._batch_engine(llm, weights)
+        encoder = ImageEncoder(vision["encoder"], grid=vision["grid"])
+        return VisionChat(encoder, projector, llm)
 
     def _load(self, spec: ModelSpec):
         path = spec.locate()

@@ -16,9 +16,11 @@ log = logging.getLogger(__name__)
 
 
 class StoredConversation:
-    def __init__(self, db: Database, user: str, conversation_id: str):
+    def __init__(self, db: Database, user: str, conversation_id: str, store_pictures=None):
         self.db, self.user, self.id = db, user, conversation_id
         self.new_turns: list[dict] = []
+        # STORE_PICTURES(pictures) → file ids: how a new turn's pictures are kept.
+        self.store_pictures = store_pictures
 
     def with_history(self, messages: list[dict]) -> list[dict]:
         """The request's system messages, then the stored history, then the new turns.
@@ -39,12 +41,21 @@ class StoredConversation:
                 "messages holds no new user turn and the conversation does not end with one",
                 param="messages",
             )
-        earlier = [{"role": m.role, "content": m.content} for m in history if m.content]
+        earlier = [
+            {"role": m.role, "content": m.content, "image_files": m.images or []}
+            for m in history
+            if m.content or m.images
+        ]
         return system + earlier + self.new_turns
 
     def save_question(self) -> None:
         for turn in self.new_turns:
-            conversations.append(self.db, self.user, self.id, turn["role"], turn["content"])
+            images = None
+            if turn.get("pictures") and self.store_pictures is not None:
+                images = self.store_pictures(turn["pictures"])
+            conversations.append(
+                self.db, self.user, self.id, turn["role"], turn["content"], images=images
+            )
 
     async def recorded(self, deltas: AsyncIterator[str], model: str, sources: list[dict]):
         """Pass the deltas through, and store the answer once they end, however they end."""

@@ -58,6 +58,7 @@ def error_response(error: APIError) -> JSONResponse:
 
 
 def from_domain_error(exc: OmnicoachError, param: str | None = None) -> APIError:
+    param = getattr(exc, "param", None) or param  # an error that names its place knows best
     if isinstance(exc, UnknownModelError):
         return APIError(404, str(exc), param=param or "model", code="model_not_found")
     if isinstance(exc, FileTooLargeError):

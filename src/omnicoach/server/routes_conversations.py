@@ -42,6 +42,7 @@ def message_object(message: Message) -> dict:
         "status": message.status,
         "model": message.model,
         "sources": message.sources or [],
+        "images": message.images or [],  # file ids: GET /v1/files/{id}/content
         "created_at": int(message.created_at),
     }
 

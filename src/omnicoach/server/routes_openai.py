@@ -15,6 +15,12 @@ from omnicoach.models.llm import SamplingParams
 from omnicoach.server.auth import CurrentUser
 from omnicoach.server.chat_audio import transcribe_audio_parts
 from omnicoach.server.chat_grounding import ground, wants_grounding
+from omnicoach.server.chat_images import (
+    IMAGE_PART_TYPES,
+    store_pictures,
+    take_pictures,
+    visual_context,
+)
 from omnicoach.server.chat_routing import ROUTER_NAME, reply_without_model, route_chat
 from omnicoach.server.conversation_turns import StoredConversation
 from omnicoach.server.errors import APIError, error_body, from_domain_error
@@ -53,17 +59,36 @@ async def chat_completions(body: ChatCompletionRequest, request: Request, user: 
     _refuse_unsupported(body)
     # Spoken questions become their transcripts: the engine and the stored conversation see text.
     warnings = await transcribe_audio_parts(body, request)
+    pictures = await take_pictures(body, request, user)  # decoded: a bad image is a 400 here
     messages = [_plain_message(m, i) for i, m in enumerate(body.messages)]
+    for index, images in pictures.items():
+        messages[index]["pictures"] = images
     conversation = None
     if body.conversation_id is not None:
-        conversation = StoredConversation(request.app.state.db, user, body.conversation_id)
+        conversation = StoredConversation(
+            request.app.state.db,
+            user,
+            body.conversation_id,
+            store_pictures=lambda images: store_pictures(request, user, images),
+        )
         messages = await run_in_threadpool(conversation.with_history, messages)
     params = _sampling_params(body, request.app.state.settings)
     llm = await run_in_threadpool(request.app.state.registry.chat, body.model)
-    route = await route_chat(request, messages)
+    messages, picture = await run_in_threadpool(visual_context, request, user, messages)
+    # A message with a picture is a question about it: not routed, answered by the vision
+    # model (retrieval would search the words alone: "how do I do this?" finds nothing useful).
+    route = None if picture is not None else await route_chat(request, messages)
     generation = reply_without_model(route)  # e.g. a picture request, with no image generator
     sources = []
-    if generation is not None:
+    if picture is not None:
+        vision = await run_in_threadpool(request.app.state.registry.vision)
+        model = vision.name
+        try:
+            generation = await run_in_threadpool(vision.stream, messages, picture, params)
+        except OmnicoachError as exc:
+            raise from_domain_error(exc, param="messages") from exc
+        deltas = await _start(request, generation, conversation)
+    elif generation is not None:
         model = ROUTER_NAME
         if conversation is not None:
             await run_in_threadpool(conversation.save_question)
@@ -77,15 +102,7 @@ async def chat_completions(body: ChatCompletionRequest, request: Request, user: 
             generation = llm.stream(messages, params)  # validates and tokenises: errors are 400s
         except OmnicoachError as exc:
             raise from_domain_error(exc, param="messages") from exc
-        runner = request.app.state.runner
-        await runner.admit()
-        if conversation is not None:
-            try:  # the question is stored before the answer starts, so it is never lost
-                await run_in_threadpool(conversation.save_question)
-            except BaseException:
-                runner.release()
-                raise
-        deltas = runner.start(generation)
+        deltas = await _start(request, generation, conversation)
     if conversation is not None:
         deltas = conversation.recorded(deltas, model, sources)
     completion_id = f"chatcmpl-{uuid.uuid4().hex}"
@@ -123,6 +140,19 @@ async def chat_completions(body: ChatCompletionRequest, request: Request, user: 
         "usage": _usage(generation),
         **extra,
     }
+
+
+async def _start(request, generation, conversation):
+    """Take a place in the runner, store the question, start generating: the deltas."""
+    runner = request.app.state.runner
+    await runner.admit()
+    if conversation is not None:
+        try:  # the question is stored before the answer starts, so it is never lost
+            await run_in_threadpool(conversation.save_question)
+        except BaseException:
+            runner.release()
+            raise
+    return runner.start(generation)
 
 
 async def _sse_chunks(
@@ -169,7 +199,8 @@ def _refuse_unsupported(body: ChatCompletionRequest) -> None:
 
 
 def _plain_message(message: ChatMessage, index: int) -> dict:
-    """Our engine takes text: join text parts, refuse every other part rather than drop it."""
+    """Our engine takes text: join text parts (pictures travel beside it, see chat_images),
+    refuse every other part rather than drop it."""
     if message.role == "tool":
         raise APIError(400, "tool messages are not supported", param=f"messages[{index}].role")
     role = "system" if message.role == "developer" else message.role
@@ -179,10 +210,13 @@ def _plain_message(message: ChatMessage, index: int) -> dict:
     if isinstance(content, list):
         texts = []
         for j, part in enumerate(content):
+            if part.type in IMAGE_PART_TYPES:  # decoded already (take_pictures)
+                continue
             if part.type != "text" or part.text is None:
                 raise APIError(
                     400,
-                    f"content part type {part.type!r} is not supported yet; send text",
+                    f"content part type {part.type!r} is not supported; send text, image_url "
+                    "or input_audio parts",
                     param=f"messages[{index}].content[{j}]",
                     code="unsupported_content_part",
                 )

@@ -197,10 +197,10 @@ def train_sft(config: SFTConfig, on_step: Callable | None = None, log=print) -> 
             bar.set_postfix(loss=f"{train_loss:.4f}")
             record = {"step": step, "train_loss": train_loss, "validation_loss": None}
             if step % config.eval_every == 0 or step == total:
-                record["validation_loss"] = _validation_loss(model, validation, accelerator)
+                record["validation_loss"] = validation_loss(model, validation, accelerator)
                 if record["validation_loss"] < state["best"]:
                     state["best"], state["stale"] = record["validation_loss"], 0
-                    _save_adapter(accelerator, model, tokenizer, out / "adapter")
+                    save_adapter(accelerator, model, tokenizer, out / "adapter")
                 else:
                     state["stale"] += 1
                 say(f"step {step}: validation loss {record['validation_loss']:.4f}")
@@ -216,7 +216,7 @@ def train_sft(config: SFTConfig, on_step: Callable | None = None, log=print) -> 
                 break
     bar.close()
     if accelerator.is_main_process:
-        _write_curve(out, state["history"])
+        write_curve(out, state["history"])
     # DDP keeps every process's weights identical; this shows it (one number per process).
     trainable = [p.detach().flatten() for p in model.parameters() if p.requires_grad]
     flat = torch.cat(trainable).double()
@@ -300,7 +300,7 @@ def _datasets(config: SFTConfig, tokenizer) -> tuple[list[dict], list[dict]]:
 
 
 @torch.no_grad()
-def _validation_loss(model, validation, accelerator) -> float:
+def validation_loss(model, validation, accelerator) -> float:
     """Mean loss per answer token over the validation set (all processes together)."""
     model.eval()
     total = torch.zeros(2, device=accelerator.device)
@@ -312,7 +312,7 @@ def _validation_loss(model, validation, accelerator) -> float:
     return (total[0] / total[1].clamp(min=1)).item()
 
 
-def _save_adapter(accelerator, model, tokenizer, directory: Path) -> None:
+def save_adapter(accelerator, model, tokenizer, directory: Path) -> None:
     from safetensors.torch import load_file, save_file
 
     accelerator.wait_for_everyone()
@@ -362,7 +362,7 @@ def _load_checkpoint(accelerator, model, optimizer, schedule, checkpoint: Path) 
     return load_training_state(optimizer, schedule, checkpoint)
 
 
-def _write_curve(out: Path, history: list[dict]) -> None:
+def write_curve(out: Path, history: list[dict]) -> None:
     with open(out / "loss.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, ["step", "train_loss", "validation_loss"])
         writer.writeheader()

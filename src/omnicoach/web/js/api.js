@@ -130,6 +130,26 @@ export async function streamChat(
   throw new ApiError("The connection closed before the answer was finished.", { kind: "cut" });
 }
 
+/**
+ * A stored file's bytes (GET v1/files/{id}/content, with the page's key: an <img src> could
+ * not send it). Resolves to a Blob typed as the server sniffed it; rejects with ApiError, or
+ * with the browser's AbortError once `signal` aborts.
+ */
+export async function fileContent(id, { signal } = {}) {
+  let response;
+  try {
+    response = await fetch(`v1/files/${encodeURIComponent(id)}/content`, {
+      headers: headers(),
+      signal,
+    });
+  } catch (error) {
+    if (signal && signal.aborted) throw error;
+    throw new ApiError("Could not reach the server.", { kind: "network" });
+  }
+  if (!response.ok) throw await errorFrom(response);
+  return response.blob();
+}
+
 /** POST a request whose answer is not JSON; resolves to the Response, rejects with ApiError. */
 async function post(path, init) {
   let response;

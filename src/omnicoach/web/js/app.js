@@ -2,8 +2,19 @@
 // The server is the source of truth: after every answer the page reads the conversation back,
 // so what it shows is what a reload would show. Plain ES modules, no framework, no build step.
 
-import { api, speech, setApiKey, streamChat, transcribe } from "./api.js";
+import { api, fileContent, speech, setApiKey, streamChat, transcribe } from "./api.js";
 import { copyText, el, icon, iconButton } from "./dom.js";
+import {
+  carriesFiles,
+  contentText,
+  filesIn,
+  isImage,
+  messageContent,
+  prepareImage,
+  showThumbnail,
+  StoredImages,
+  thumbnail,
+} from "./images.js";
 import { renderMarkdown } from "./markdown.js";
 import { recordingName, VoiceRecorder } from "./recorder.js";
 import { applyTheme, loadSettings, saveSettings } from "./settings.js";
@@ -18,6 +29,7 @@ const ROUTER_MODEL = "omnicoach-router";
 const $ = (id) => document.getElementById(id);
 const ui = {
   app: $("app"),
+  main: $("main"),
   sidebar: $("sidebar"),
   backdrop: $("backdrop"),
   toggleSidebar: $("toggle-sidebar"),
@@ -40,6 +52,15 @@ const ui = {
   send: $("send"),
   stop: $("stop"),
   attach: $("attach"),
+  imageFile: $("image-file"),
+  attachments: $("attachments"),
+  dropZone: $("drop-zone"),
+  composerNote: $("composer-note"),
+  composerNoteText: $("composer-note-text"),
+  composerNoteClose: $("composer-note-close"),
+  imageViewer: $("image-viewer"),
+  imageViewerImg: $("image-viewer-img"),
+  imageViewerClose: $("image-viewer-close"),
   microphone: $("microphone"),
   audioUpload: $("audio-upload"),
   audioFile: $("audio-file"),
@@ -74,14 +95,20 @@ const state = {
   conversations: [], // most recently active first, as the API lists them
   current: null, // the open conversation's id; null for a new chat not created yet
   messages: [], // the open conversation's stored messages
-  pending: null, // {text}: a question sent but not (yet) known to be stored
+  pending: null, // {text, images, content}: a question sent but not (yet) known to be stored
   live: null, // {content, status}: the answer being written, or one not read back yet
   error: null, // {error, retry}: why the last action failed, shown in the conversation
   stream: null, // {controller, cid, live}: the answer request in flight
   loading: false, // a conversation is being opened
   voice: null, // {phase: "starting" | "recording" | "transcribing", recorder, controller, …}
   speaker: null, // the SpeechPlayer reading the current answer aloud
+  attachment: null, // {url, type, width, height, name}: the image for the next message
+  preparing: 0, // > 0 while an image given is being read (and shrunk): the number of that try
+  dragDepth: 0, // dragenter minus dragleave over the chat column, while files are dragged
 };
+
+// The open conversation's stored images, fetched with the page's key.
+const storedImages = new StoredImages(fileContent);
 
 // ---------------------------------------------------------------- start
 
@@ -162,6 +189,7 @@ async function openConversation(id) {
   // One answer at a time: leaving a chat stops its answer (the server keeps what was written).
   stopAnswer();
   stopSpeaking();
+  storedImages.reset(); // revokes the last chat's blob: URLs
   Object.assign(state, { current: id, messages: [], pending: null, live: null, error: null });
   state.loading = Boolean(id);
   renderSidebar();
@@ -205,7 +233,14 @@ async function sync({ expectAnswer = false } = {}) {
   }
   state.messages = stored;
   // More messages than before: the question made it. Otherwise it stays shown as pending.
-  if (state.pending && stored.length > knownBefore) state.pending = null;
+  if (state.pending && stored.length > knownBefore) {
+    // Its stored images are the ones just sent: show those rather than fetch them back.
+    const asked = stored.slice(knownBefore).find((message) => message.role === "user");
+    (asked?.images || []).forEach((id, index) => {
+      if (state.pending.images[index]) storedImages.remember(id, state.pending.images[index]);
+    });
+    state.pending = null;
+  }
   const last = stored[stored.length - 1];
   if (state.live && !state.stream && last && last.role === "assistant") state.live = null;
   renderThread();
@@ -213,19 +248,25 @@ async function sync({ expectAnswer = false } = {}) {
 
 // ---------------------------------------------------------------- chatting
 
+/** Send a question: `text` and the attached image, if any (an image alone is a question too). */
 function send(text) {
-  if (state.stream || !text.trim()) return;
-  state.pending = { text };
+  const image = state.attachment;
+  if (state.stream || state.preparing || (!text.trim() && !image)) return;
+  const images = image ? [image.url] : [];
+  state.pending = { text, images, content: messageContent(text, images) };
   state.error = null;
   ui.input.value = "";
   autosize();
+  setAttachment(null);
+  hideComposerNote();
   renderThread();
   scrollToBottom();
-  answer(text);
+  answer(state.pending.content);
 }
 
 /**
- * Ask for an answer: to `question`, or (null) to the conversation's last stored question.
+ * Ask for an answer: to `question` (a user message's content: text, or content parts with an
+ * image), or (null) to the conversation's last stored question.
  * `prepare` runs first, once the page shows an answer is coming (regenerate deletes the old
  * answer there); if it fails, Retry calls `retryPrepare`.
  */
@@ -350,7 +391,7 @@ async function retry() {
   }
   const last = state.messages[state.messages.length - 1];
   state.live = null;
-  if (state.pending) return answer(state.pending.text); // the question never arrived
+  if (state.pending) return answer(state.pending.content); // the question never arrived
   if (last && last.role === "user") return answer(null); // asked, but no answer stored
   if (last && last.role === "assistant" && last.status === "incomplete") return regenerate();
   renderThread();
@@ -517,6 +558,166 @@ function renderRecordingTime() {
   ui.recorderTime.textContent = `${minutes}:${String(seconds % 60).padStart(2, "0")}`;
 }
 
+// ---------------------------------------------------------------- images
+
+let attachAttempts = 0; // numbers the images given, so that only the latest is attached
+
+/**
+ * Attach what the user gave (picked, pasted or dropped): one image per message, as the
+ * server takes it, so of several images the last is kept, and it replaces one attached
+ * before. Files that are not images are refused; the note under the composer says so.
+ */
+async function attachFiles(files) {
+  const images = files.filter(isImage);
+  const refused = files.filter((file) => !isImage(file));
+  hideComposerNote();
+  if (!images.length) {
+    if (refused.length) showComposerNote(`${notImages(refused)} Attach a photo or picture.`, true);
+    return;
+  }
+  const chosen = images[images.length - 1];
+  const notes = [];
+  if (refused.length) notes.push(notImages(refused));
+  if (images.length > 1) {
+    notes.push(`One image per message: only the last one, “${chosen.name}”, is attached.`);
+  } else if (state.attachment) {
+    notes.push("One image per message: it replaces the image attached before.");
+  }
+  attachAttempts += 1;
+  const attempt = attachAttempts;
+  state.preparing = attempt;
+  updateComposer();
+  let image;
+  try {
+    image = await prepareImage(chosen);
+  } catch (error) {
+    if (state.preparing !== attempt) return; // a later image took its place
+    state.preparing = 0;
+    updateComposer();
+    showComposerNote(error.message, true);
+    return;
+  }
+  if (state.preparing !== attempt) return;
+  state.preparing = 0;
+  setAttachment(image);
+  if (notes.length) showComposerNote(notes.join(" "), refused.length > 0);
+  else announce("Image attached.");
+}
+
+function notImages(files) {
+  const names = files.map((file) => `“${file.name || "file"}”`).join(", ");
+  return files.length === 1 ? `${names} is not an image.` : `${names} are not images.`;
+}
+
+/** The image for the next message (null: none), shown as a thumbnail in the composer. */
+function setAttachment(image) {
+  state.attachment = image;
+  if (!image) {
+    ui.attachments.replaceChildren();
+    ui.attachments.hidden = true;
+    updateComposer();
+    return;
+  }
+  const label = `Attached image “${image.name}”`;
+  const remove = iconButton("close", "Remove image", removeAttachment, "attachment-remove");
+  ui.attachments.replaceChildren(
+    el("div", { class: "attachment" }, thumbnail({ url: image.url }, label, openImage), remove),
+  );
+  ui.attachments.hidden = false;
+  updateComposer();
+}
+
+function removeAttachment() {
+  setAttachment(null);
+  hideComposerNote();
+  announce("Image removed.");
+  ui.input.focus();
+}
+
+function showComposerNote(text, isError = false) {
+  ui.composerNoteText.textContent = text;
+  ui.composerNote.classList.toggle("error", isError);
+  ui.composerNote.hidden = false;
+  announce(text);
+}
+
+function hideComposerNote() {
+  ui.composerNote.hidden = true;
+}
+
+/** An image, larger, in the page's own dialog; closing it returns focus to `opener`. */
+function openImage(url, opener) {
+  ui.imageViewerImg.src = url;
+  ui.imageViewerImg.alt = opener.dataset.label || "Image";
+  ui.imageViewer.showModal();
+  ui.imageViewerClose.focus();
+  ui.imageViewer.addEventListener(
+    "close",
+    () => {
+      ui.imageViewerImg.removeAttribute("src");
+      if (opener.isConnected) opener.focus();
+      else ui.input.focus();
+    },
+    { once: true },
+  );
+}
+
+/** Paste: images on the clipboard are attached; text pastes as usual. */
+function pasteImages(event) {
+  const target = event.target;
+  const editable = /^(INPUT|TEXTAREA|SELECT)$/.test(target.tagName) || target.isContentEditable;
+  const elsewhere = target !== ui.input && (editable || target.closest("dialog"));
+  if (elsewhere || state.voice) return;
+  const files = filesIn(event.clipboardData);
+  if (!files.length) return;
+  // A file copied in a file manager may come with its path as text: only images win over it.
+  const text = event.clipboardData.types.includes("text/plain");
+  if (text && !files.some(isImage)) return;
+  event.preventDefault();
+  attachFiles(files);
+}
+
+/** Dragging files over the chat column highlights it; dropping them attaches the image. */
+function bindDragAndDrop() {
+  const highlight = (on) => {
+    ui.dropZone.hidden = !on;
+    ui.main.classList.toggle("dragging", on);
+  };
+  ui.main.addEventListener("dragenter", (event) => {
+    if (!carriesFiles(event.dataTransfer) || state.voice) return;
+    event.preventDefault();
+    state.dragDepth += 1;
+    highlight(true);
+  });
+  ui.main.addEventListener("dragover", (event) => {
+    if (!carriesFiles(event.dataTransfer) || state.voice) return;
+    event.preventDefault(); // allows the drop
+    event.dataTransfer.dropEffect = "copy";
+  });
+  ui.main.addEventListener("dragleave", (event) => {
+    if (!carriesFiles(event.dataTransfer)) return;
+    state.dragDepth = Math.max(0, state.dragDepth - 1);
+    if (!state.dragDepth) highlight(false);
+  });
+  ui.main.addEventListener("drop", (event) => {
+    if (!carriesFiles(event.dataTransfer)) return;
+    event.preventDefault();
+    state.dragDepth = 0;
+    highlight(false);
+    if (state.voice) return;
+    attachFiles(filesIn(event.dataTransfer));
+    ui.input.focus();
+  });
+  // Anywhere else (the sidebar, say), a dropped file must not replace the page with itself.
+  for (const type of ["dragover", "drop"]) {
+    document.addEventListener(type, (event) => {
+      if (!carriesFiles(event.dataTransfer) || event.defaultPrevented) return;
+      event.preventDefault();
+      event.dataTransfer.dropEffect = "none";
+    });
+  }
+}
+
 // ---------------------------------------------------------------- the conversation view
 
 function renderThread() {
@@ -525,10 +726,15 @@ function renderThread() {
   state.messages.forEach((message, index) => {
     const last = index === state.messages.length - 1 && !state.pending && !state.live;
     nodes.push(
-      message.role === "user" ? userNode(message.content) : assistantNode(message, last && !busy),
+      message.role === "user"
+        ? userNode(contentText(message.content), storedImageList(message))
+        : assistantNode(message, last && !busy),
     );
   });
-  if (state.pending) nodes.push(userNode(state.pending.text, true));
+  if (state.pending) {
+    const sent = state.pending.images.map((url) => ({ url }));
+    nodes.push(userNode(state.pending.text, sent, true));
+  }
   if (state.live) nodes.push(assistantNode(state.live, false));
   if (state.error) nodes.push(errorNode(state.error));
   const last = state.messages[state.messages.length - 1];
@@ -555,18 +761,43 @@ function renderThread() {
   renderTitle();
 }
 
-function userNode(text, pending = false) {
+/** A question: its images (thumbnails, above), its text, and a copy button for the text. */
+function userNode(text, images = [], pending = false) {
+  const hasText = Boolean(text.trim());
   return el(
     "article",
     { class: pending ? "message user pending" : "message user" },
     el("h2", { class: "visually-hidden" }, "You said:"),
-    el("div", { class: "bubble" }, text),
-    el(
-      "div",
-      { class: "message-actions" },
-      copyButton(() => text, "Copy message"),
-    ),
+    imageRow(images, "You sent"),
+    hasText ? el("div", { class: "bubble" }, text) : null,
+    hasText
+      ? el("div", { class: "message-actions" }, copyButton(() => text, "Copy message"))
+      : null,
   );
+}
+
+/** A stored message's images (ids of stored files; none when the server lists none). */
+function storedImageList(message) {
+  const ids = Array.isArray(message.images) ? message.images : [];
+  return ids.map((id) => ({ id, entry: storedImages.get(id, storedImageSettled) }));
+}
+
+/** A stored image arrived (or failed): update its thumbnails where the thread shows them. */
+function storedImageSettled(id, entry) {
+  for (const button of ui.thread.querySelectorAll(".thumb[data-file-id]")) {
+    if (button.dataset.fileId === id) showThumbnail(button, entry);
+  }
+}
+
+/** Thumbnails of a message's images, each opening the image larger; null when none. */
+function imageRow(images, who) {
+  if (!images.length) return null;
+  const thumbs = images.map((image, index) => {
+    const label =
+      images.length > 1 ? `${who}: image ${index + 1} of ${images.length}` : `${who}: image`;
+    return thumbnail(image, label, openImage);
+  });
+  return el("div", { class: "message-images" }, ...thumbs);
 }
 
 function assistantNode(message, isLastStored) {
@@ -583,6 +814,7 @@ function assistantNode(message, isLastStored) {
     "div",
     { class: "message-body" },
     el("h2", { class: "visually-hidden" }, "omnicoach said:"),
+    imageRow(streaming ? [] : storedImageList(message), "omnicoach sent"),
     markdown,
   );
   if (message.status === "incomplete") {
@@ -939,7 +1171,7 @@ function updateComposer() {
   const focused = document.activeElement;
   ui.send.hidden = streaming || Boolean(state.voice);
   ui.stop.hidden = !streaming;
-  ui.send.disabled = !ui.input.value.trim();
+  ui.send.disabled = Boolean(state.preparing) || !(ui.input.value.trim() || state.attachment);
   // One question at a time: a voice message waits until the answer has ended.
   ui.microphone.disabled = streaming;
   ui.audioUpload.disabled = streaming;
@@ -983,6 +1215,23 @@ function bindEvents() {
     if (file && !state.voice && !state.stream) transcribeAndSend(file, file.name);
   });
   ui.speakToggle.addEventListener("click", () => setSpeakReplies(!state.settings.speakReplies));
+  ui.attach.addEventListener("click", () => ui.imageFile.click());
+  ui.imageFile.addEventListener("change", () => {
+    const files = [...ui.imageFile.files];
+    ui.imageFile.value = ""; // choosing the same file again attaches it again
+    if (files.length) attachFiles(files);
+    ui.input.focus();
+  });
+  document.addEventListener("paste", pasteImages);
+  bindDragAndDrop();
+  ui.composerNoteClose.addEventListener("click", () => {
+    hideComposerNote();
+    ui.input.focus();
+  });
+  // A click outside the image (on the backdrop) closes the viewer too.
+  ui.imageViewer.addEventListener("click", (event) => {
+    if (event.target === ui.imageViewer) ui.imageViewer.close();
+  });
   for (const button of document.querySelectorAll(".suggestion")) {
     button.addEventListener("click", () => send(button.textContent));
   }

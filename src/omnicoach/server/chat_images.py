@@ -1,0 +1,97 @@
+"""Pictures in a chat: ``image_url`` content parts are decoded, kept with their message, and
+the newest picture of the conversation is what the vision model looks at.
+
+A new image starts a new visual context: only the last picture (in the request or, in a
+stored conversation, in its history) goes to the model, in the message that carried it;
+earlier pictures' messages stay in the prompt as their text. A picture in a stored
+conversation is kept as a PNG file (purpose "vision") whose id the message records, so a
+later turn ("how do I do it?") still sees it and the page can show it again.
+"""
+
+import io
+
+from PIL import Image
+from starlette.concurrency import run_in_threadpool
+
+from omnicoach.errors import NotFoundError
+from omnicoach.images.decode import load_image
+from omnicoach.images.parts import image_from_part
+from omnicoach.models.vision_language import IMAGE_MARKER
+from omnicoach.server.errors import APIError
+
+IMAGE_PART_TYPES = ("image_url", "image_file")
+
+
+async def take_pictures(body, request, user: str) -> dict[int, list[Image.Image]]:
+    """Decode every image part of BODY's messages; returns the pictures by message index. A
+    bad image is a 400 naming its part; nothing is stored yet."""
+    found: dict[int, list[Image.Image]] = {}
+    state = request.app.state
+    for i, message in enumerate(body.messages):
+        if not isinstance(message.content, list):
+            continue
+        for j, part in enumerate(message.content):
+            if part.type not in IMAGE_PART_TYPES:
+                continue
+            where = f"messages[{i}].content[{j}]"
+            if message.role != "user":
+                raise APIError(400, "only user messages may carry images", param=where)
+            image = await run_in_threadpool(
+                image_from_part,
+                part,
+                where=where,
+                user=user,
+                db=state.db,
+                files=state.files,
+                max_pixels=state.settings.max_image_pixels,
+                max_bytes=state.settings.max_upload_bytes,
+            )
+            found.setdefault(i, []).append(image)
+    return found
+
+
+def store_pictures(request, user: str, pictures: list[Image.Image]) -> list[str]:
+    """Save PICTURES as PNG files for USER; their file ids."""
+    ids = []
+    for picture in pictures:
+        data = io.BytesIO()
+        picture.save(data, format="PNG")
+        data.seek(0)
+        stored = request.app.state.files.save(
+            request.app.state.db, user, data, "chat-image.png", "vision"
+        )
+        ids.append(stored.id)
+    return ids
+
+
+def visual_context(
+    request, user: str, messages: list[dict]
+) -> tuple[list[dict], Image.Image | None]:
+    """MESSAGES for the model, with IMAGE_MARKER at the start of the message holding the
+    newest picture, and that picture; (MESSAGES, None) when no message has one. A message
+    holds decoded "pictures" (this request) or stored "image_files" (the history)."""
+    for index in range(len(messages) - 1, -1, -1):
+        message = messages[index]
+        if message.get("pictures"):
+            image = message["pictures"][-1]
+        elif message.get("image_files"):
+            image = _stored_image(request, user, message["image_files"][-1])
+            if image is None:
+                continue
+        else:
+            continue
+        marked = [dict(m) for m in messages]
+        marked[index]["content"] = f"{IMAGE_MARKER}\n{message['content']}".rstrip()
+        return marked, image
+    return messages, None
+
+
+def _stored_image(request, user: str, file_id: str) -> Image.Image | None:
+    """The stored picture, or None when the user has deleted its file since: the
+    conversation goes on, from the picture before it or without one."""
+    state = request.app.state
+    try:
+        stored = state.files.get(state.db, user, file_id)
+        return load_image(state.files.path(stored).read_bytes())
+    except (NotFoundError, FileNotFoundError):
+        return None

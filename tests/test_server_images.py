@@ -1,0 +1,153 @@
+"""Pictures in /v1/chat/completions on a real server: bad images are clear 400s, and the vision
+model (artifacts/vlm) names a held-out rendered exercise, in a stored conversation too."""
+
+import base64
+import io
+
+import httpx
+import pytest
+from PIL import Image
+
+from omnicoach.data.exercise_images import TEST_SEEDS, render_exercise
+from omnicoach.images.decode import encode_png_data_url
+from tests.server_process import ServerProcess
+
+pytestmark = pytest.mark.slow
+
+CHAT = "smollm2-135m-yoga"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    with ServerProcess(tmp_path_factory.mktemp("server") / "server.log") as process:
+        yield process
+
+
+def ask(server, content, **extra):
+    body = {"model": CHAT, "messages": [{"role": "user", "content": content}], **extra}
+    return httpx.post(f"{server.url}/v1/chat/completions", json=body, timeout=300)
+
+
+def image_part(url: str) -> dict:
+    return {"type": "image_url", "image_url": {"url": url}}
+
+
+def data_url(data: bytes, media_type: str = "image/png") -> str:
+    return f"data:{media_type};base64,{base64.b64encode(data).decode()}"
+
+
+def png_bytes(image: Image.Image) -> bytes:  # noqa: D103
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def bomb() -> bytes:
+    """10,000 × 10,000 black pixels: a few kilobytes of PNG, 100 M pixels once decoded."""
+    return png_bytes(Image.new("1", (10_000, 10_000)))
+
+
+@pytest.mark.parametrize(
+    ("url", "code", "words"),
+    [
+        (data_url(b"just some text, not a picture"), "invalid_image", "is not an image"),
+        (data_url(png_bytes(Image.new("RGB", (64, 64), "red"))[:60]), "invalid_image", "truncated"),
+        (data_url(bomb()), "invalid_image", "over the limit of 40,000,000 pixels"),
+        ("https://example.com/pose.jpg", "unsupported_image_url", "upload it to /v1/files"),
+        ("data:image/png;base64,@@@", "invalid_image_url", "not valid base64"),
+    ],
+)
+def test_a_bad_image_is_a_400_naming_its_part(server, url, code, words):
+    response = ask(server, [{"type": "text", "text": "What is this?"}, image_part(url)])
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["code"] == code and words in error["message"]
+    assert error["param"] == "messages[0].content[1].image_url.url"
+
+
+def test_an_unknown_file_id_is_a_404_and_assistants_cannot_send_images(server):
+    response = ask(server, [image_part("file-doesnotexist")])
+    assert response.status_code == 404 and response.json()["error"]["code"] == "file_not_found"
+    tiny = Image.new("RGB", (8, 8))
+    body = {
+        "model": CHAT,
+        "messages": [
+            {"role": "user", "content": "hi"},
+            {"role": "assistant", "content": [image_part(encode_png_data_url(tiny))]},
+            {"role": "user", "content": "and?"},
+        ],
+    }
+    response = httpx.post(f"{server.url}/v1/chat/completions", json=body, timeout=60)
+    assert response.status_code == 400
+    assert response.json()["error"]["param"] == "messages[1].content[0]"
+
+
+def test_the_vision_model_names_a_held_out_exercise_in_a_stored_conversation(server):
+    http = httpx.Client(base_url=server.url, timeout=300)
+    # Held-out seeds: pictures the model never saw in training.
+    picture = render_exercise("downward-facing-dog", TEST_SEEDS[3])
+    conversation = http.post("/conversations", json={}).json()["id"]
+    first = http.post(
+        "/v1/chat/completions",
+        json={
+            "model": CHAT,
+            "conversation_id": conversation,
+            "temperature": 0,
+            "max_tokens": 48,
+            "messages": [
+                {
+                    "role": "user",
+                    "content": [
+                        {"type": "text", "text": "What exercise is this?"},
+                        image_part(encode_png_data_url(picture)),
+                    ],
+                }
+            ],
+        },
+    )
+    assert first.status_code == 200, first.text
+    answer = first.json()
+    assert answer["model"].endswith("-vision")
+    assert "downward" in answer["choices"][0]["message"]["content"].lower()
+
+    # The picture is stored with the question; a follow-up without one still sees it.
+    messages = http.get(f"/conversations/{conversation}/messages").json()["data"]
+    assert [m["role"] for m in messages] == ["user", "assistant"]
+    (file_id,) = messages[0]["images"]
+    stored = http.get(f"/v1/files/{file_id}/content")
+    assert stored.headers["content-type"] == "image/png"
+    assert Image.open(io.BytesIO(stored.content)).size == picture.size
+    follow_up = http.post(
+        "/v1/chat/completions",
+        json={
+            "model": CHAT,
+            "conversation_id": conversation,
+            "temperature": 0,
+            "max_tokens": 160,
+            "messages": [{"role": "user", "content": "How do I do it?"}],
+        },
+    ).json()
+    assert follow_up["model"].endswith("-vision")
+    assert follow_up["choices"][0]["message"]["content"].strip()
+
+    # A new picture starts a new visual context: the answer is about the new one.
+    other = render_exercise("barbell-back-squat", TEST_SEEDS[5])
+    second = http.post(
+        "/v1/chat/completions",
+        json={
+            "model": CHAT,
+            "conversation_id": conversation,
+            "temperature": 0,
+            "max_tokens": 48,
+            "messages": [
+                {
+                    "role": "user",
+                    "content": [
+                        {"type": "text", "text": "And this one?"},
+                        image_part(encode_png_data_url(other)),
+                    ],
+                }
+            ],
+        },
+    ).json()
+    assert "squat" in second["choices"][0]["message"]["content"].lower()

@@ -1,0 +1,203 @@
+"""The vision-language model: image tokens in the prompt, LLaVA data, both training stages."""
+
+import json
+
+import pytest
+import torch
+from PIL import Image, ImageDraw
+
+from omnicoach.data.vlm_dataset import load_llava
+from omnicoach.errors import InvalidRequestError
+from omnicoach.models.image_encoder import ImageEncoder, feature_cache, square
+from omnicoach.models.vision_language import IGNORE, IMAGE_MARKER, tokenize_with_image
+from omnicoach.training.vlm import VLMConfig, load_projector, train_vlm
+
+
+@pytest.fixture(scope="module")
+def encoder():
+    return ImageEncoder(grid=2)
+
+
+@pytest.fixture(scope="module")
+def shapes(tmp_path_factory):
+    """A LLaVA JSON over 24 pictures of two kinds (a red disc, a blue bar): a task small
+    enough to learn in a few steps."""
+    folder = tmp_path_factory.mktemp("shapes")
+    records = []
+    for i in range(24):
+        kind = ("disc", "bar")[i % 2]
+        image = Image.new("RGB", (96, 96), (240, 240, 240))
+        draw = ImageDraw.Draw(image)
+        offset = i % 5 * 4
+        if kind == "disc":
+            draw.ellipse((20 + offset, 20, 70 + offset, 70), fill=(200, 30, 30))
+        else:
+            draw.rectangle((10, 40 + offset, 86, 56 + offset), fill=(30, 30, 200))
+        image.save(folder / f"{i}.png")
+        records.append(
+            {
+                "id": str(i),
+                "image": f"{i}.png",
+                "conversations": [
+                    {"from": "human", "value": f"{IMAGE_MARKER}\nWhat is this?"},
+                    {"from": "gpt", "value": f"A {kind}."},
+                ],
+            }
+        )
+    records.append({"id": "text-only", "conversations": records[0]["conversations"]})
+    (folder / "shapes.json").write_text(json.dumps(records))
+    return folder / "shapes.json"
+
+
+def test_the_image_marker_becomes_image_positions_without_loss(llm):
+    messages = [
+        {"role": "user", "content": f"{IMAGE_MARKER}\nWhat exercise is this?"},
+        {"role": "assistant", "content": "This is Boat Pose."},
+    ]
+    row = tokenize_with_image(llm.tokenizer, messages, image_tokens=9)
+    start = row["image_start"]
+    assert start is not None
+    assert row["labels"][start : start + 9] == [IGNORE] * 9
+    # The marker's own text is gone, the question and the answer are intact.
+    text = llm.tokenizer.decode(row["input_ids"][start + 9 :])
+    assert IMAGE_MARKER not in text and text.lstrip().startswith("What exercise is this?")
+    pairs = zip(row["input_ids"], row["labels"], strict=True)
+    answer = [token for token, label in pairs if label != IGNORE]
+    assert llm.tokenizer.decode(answer).startswith("This is Boat Pose.")
+    text_only = [{"role": "user", "content": "What is Boat Pose?"}, messages[1]]
+    without = tokenize_with_image(llm.tokenizer, text_only, image_tokens=9)
+    assert without["image_start"] is None
+
+
+def test_llava_json_loads_and_bad_records_are_named(shapes, tmp_path):
+    samples = load_llava(shapes)
+    assert len(samples) == 24  # the text-only record is skipped
+    assert samples[0]["messages"][0] == {"role": "user", "content": "<image>\nWhat is this?"}
+    assert samples[0]["image"].is_file()
+
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps([{"image": "x.png", "conversations": [{"value": "hi"}]}]))
+    with pytest.raises(InvalidRequestError, match=r"bad.json\[0\].*from"):
+        load_llava(bad)
+    bad.write_text(json.dumps([{"image": "missing.png", "conversations": []}]))
+    with pytest.raises(InvalidRequestError, match="needs a human turn"):
+        load_llava(bad)
+    records = json.loads(shapes.read_text())[:1]
+    records[0]["image"] = "missing.png"
+    bad.write_text(json.dumps(records))
+    with pytest.raises(InvalidRequestError, match="does not exist"):
+        load_llava(bad, shapes.parent)
+
+
+def test_features_are_cached_and_only_new_images_are_encoded(encoder, shapes):
+    folder = shapes.parent
+    names = [f"{i}.png" for i in range(4)]
+    first = feature_cache(encoder, folder, names, progress=False)
+    assert first.shape == (4, 4, 1280)
+    cache = folder / f"features-{encoder.name}.pt"
+    stamp = cache.stat().st_mtime_ns
+    assert torch.equal(feature_cache(encoder, folder, names[::-1], progress=False), first.flip(0))
+    assert feature_cache(encoder, folder, names[:3], progress=False).shape[0] == 3
+    assert cache.stat().st_mtime_ns == stamp  # read, not recomputed
+    more = feature_cache(encoder, folder, [*names, "4.png"], progress=False)
+    assert torch.equal(more[:4], first) and cache.stat().st_mtime_ns != stamp
+    alone = encoder.encode([Image.open(folder / "4.png").convert("RGB")]).half().float()
+    assert torch.allclose(more[4], alone[0])
+
+
+def test_photos_are_padded_to_a_square_not_cropped():
+    photo = Image.new("RGB", (300, 100), (10, 200, 10))
+    squared = square(photo, 224)
+    assert squared.size == (224, 224)
+    assert squared.getpixel((112, 112)) == (10, 200, 10)
+
+
+def test_both_stages_learn_and_stage_two_starts_from_stage_one(tiny_model, shapes, tmp_path):
+    common = dict(
+        train=shapes,
+        chat_model=str(tiny_model),
+        grid=2,
+        batch_size=4,
+        epochs=6,
+        eval_every=10,
+        checkpoint_every=10,
+        patience=100,
+        model_cache=tmp_path / "cache",
+    )
+    first = train_vlm(VLMConfig(stage=1, out=tmp_path / "stage1", **common), log=lambda *_: None)
+    rows = (tmp_path / "stage1" / "loss.csv").read_text().splitlines()[1:]
+    losses = [float(row.split(",")[1]) for row in rows]
+    assert first["steps"] == len(rows) == 36  # 6 epochs of 24 × 0.9 pictures in batches of 4
+    assert sum(losses[-6:]) < sum(losses[:6])  # the projector alone already lowers the loss
+    assert (tmp_path / "stage1" / "projector.safetensors").is_file()
+    assert not (tmp_path / "stage1" / "adapter").exists()
+    assert (tmp_path / "stage1" / "loss.png").is_file()
+
+    with pytest.raises(InvalidRequestError, match="--projector"):
+        train_vlm(VLMConfig(stage=2, out=tmp_path / "nope", **common), log=lambda *_: None)
+    second = train_vlm(
+        VLMConfig(stage=2, out=tmp_path / "stage2", projector=tmp_path / "stage1", **common),
+        log=lambda *_: None,
+    )
+    assert (tmp_path / "stage2" / "adapter" / "adapter_config.json").is_file()
+    assert second["best_validation_loss"] < first["best_validation_loss"]
+    vision = json.loads((tmp_path / "stage2" / "vision.json").read_text())
+    assert vision["stage"] == 2 and vision["grid"] == 2
+    assert set(load_projector(tmp_path / "stage2")) == {
+        "net.0.weight", "net.0.bias", "net.2.weight", "net.2.bias",
+    }  # fmt: skip
+
+
+def test_a_stopped_stage_resumes_from_its_checkpoint(tiny_model, shapes, tmp_path):
+    config = VLMConfig(
+        stage=1,
+        train=shapes,
+        out=tmp_path / "run",
+        chat_model=str(tiny_model),
+        grid=2,
+        batch_size=4,
+        epochs=2,
+        max_steps=4,
+        checkpoint_every=2,
+        eval_every=2,
+        model_cache=tmp_path / "cache",
+    )
+    assert train_vlm(config, log=lambda *_: None)["steps"] == 4
+    config.max_steps = 8
+    lines = []
+    assert train_vlm(config, log=lines.append)["steps"] == 8
+    assert any("resumed from step 4" in line for line in lines)
+
+
+def test_image_positions_read_their_embeddings_in_both_engines_and_cache_per_image(llm):
+    """Random 'image' embeddings at the marker: the fast engine and transformers' forward
+    agree on the greedy answer, and a different image is not served from the prefix cache."""
+    from omnicoach.models.batch_engine import BatchEngine
+    from omnicoach.models.llama_decoder import LlamaDecoder
+    from omnicoach.models.llm import ChatLLM, ImageInput, SamplingParams
+
+    torch.manual_seed(0)
+    scale = llm.model.get_input_embeddings().weight.std()
+    first = ImageInput(torch.randn(4, 576) * scale, "ab" * 32)
+    second = ImageInput(torch.randn(4, 576) * scale, "cd" * 32)
+    messages = [{"role": "user", "content": f"{IMAGE_MARKER}\nDescribe the picture."}]
+    greedy = SamplingParams(temperature=0.0, max_tokens=12)
+
+    reference = ChatLLM(llm.tokenizer, llm.model, llm.name, llm.context_length)
+    decoder = LlamaDecoder(llm.model, "fp32", slots=2, max_len=512)
+    engine = BatchEngine(decoder, llm.end_token_ids, max_batch=1)
+    fast = ChatLLM(llm.tokenizer, llm.model, llm.name, llm.context_length, engine=engine)
+    try:
+        prompt = fast.build_prompt(messages, 12, first)
+        image_ids = [t for t in prompt.token_ids if t < 0]
+        assert image_ids == first.placeholders() and len(set(image_ids)) == 4
+        for image in (first, second):
+            expected = reference.complete(messages, greedy, image).text
+            assert fast.complete(messages, greedy, image).text == expected
+        # The second image shared the text before the image only: its positions were computed.
+        assert engine.reused_tokens < len(prompt.token_ids)
+        assert fast.complete(messages, greedy, first).text == reference.complete(
+            messages, greedy, first
+        ).text
+    finally:
+        engine.close()
