@@ -201,9 +201,7 @@ def test_busy_server_answers_503_and_disconnects_free_their_slots(server):
         (
             {
                 "model": CHAT,
-                "messages": [
-                    {"role": "user", "content": [{"type": "video_url", "video_url": {}}]}
-                ],
+                "messages": [{"role": "user", "content": [{"type": "video_url", "video_url": {}}]}],
             },
             400,
             "messages[0].content[0]",

@@ -196,8 +196,9 @@ def test_image_positions_read_their_embeddings_in_both_engines_and_cache_per_ima
             assert fast.complete(messages, greedy, image).text == expected
         # The second image shared the text before the image only: its positions were computed.
         assert engine.reused_tokens < len(prompt.token_ids)
-        assert fast.complete(messages, greedy, first).text == reference.complete(
-            messages, greedy, first
-        ).text
+        assert (
+            fast.complete(messages, greedy, first).text
+            == reference.complete(messages, greedy, first).text
+        )
     finally:
         engine.close()
