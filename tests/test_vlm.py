@@ -202,3 +202,17 @@ def test_image_positions_read_their_embeddings_in_both_engines_and_cache_per_ima
         )
     finally:
         engine.close()
+
+
+def test_the_evaluation_reads_which_exercise_an_answer_names():
+    from omnicoach.evaluation.vision import bengali_share, name_patterns, named_exercise
+    from omnicoach.knowledge.base import load_entries
+
+    patterns = name_patterns(load_entries())
+    assert named_exercise("This is Boat Pose (Paripurna Navasana).", patterns) == "boat-pose"
+    # The first name mentioned wins, and a longer name beats its prefix at the same place.
+    text = "This is Downward-Facing Dog, not Upward-Facing Dog."
+    assert named_exercise(text, patterns) == "downward-facing-dog"
+    assert named_exercise("এটি নৌকাসন (বোট পোজ)।", patterns) == "boat-pose"
+    assert named_exercise("I cannot tell from the picture.", patterns) is None
+    assert bengali_share("এটি নৌকাসন") == 1.0 and bengali_share("This is boat") == 0.0
