@@ -370,6 +370,9 @@ def train_vlm_command(
         float | None, typer.Option(min=0, help="Default 1e-3 (stage 1), 2e-4 (stage 2).")
     ] = None,
     limit: Annotated[int | None, typer.Option(min=1, help="Use N conversations only.")] = None,
+    max_length: Annotated[
+        int, typer.Option(min=16, help="Tokens per conversation; longer ones are cut.")
+    ] = 384,
     max_steps: Annotated[int | None, typer.Option(min=1)] = None,
     eval_every: Annotated[int, typer.Option(min=1, help="Validation loss every N steps.")] = 50,
     resume: Annotated[bool, typer.Option(help="Continue from OUT/checkpoint if present.")] = True,
@@ -401,6 +404,7 @@ def train_vlm_command(
         batch_size=batch_size,
         learning_rate=learning_rate,
         limit=limit,
+        max_length=max_length,
         max_steps=max_steps,
         eval_every=eval_every,
         checkpoint_every=eval_every,
