@@ -211,7 +211,7 @@ def train_sft(config: SFTConfig, on_step: Callable | None = None, log=print) -> 
             if on_step and accelerator.is_main_process:
                 on_step(record, total)
             if step % config.checkpoint_every == 0 or step == total or stop:
-                _save_checkpoint(accelerator, model, optimizer, schedule, checkpoint, state)
+                save_trainable(accelerator, model, optimizer, schedule, checkpoint, state)
             if step >= total or stop:
                 break
     bar.close()
@@ -328,7 +328,7 @@ def save_adapter(accelerator, model, tokenizer, directory: Path) -> None:
         staging.rename(directory)
 
 
-def _save_checkpoint(accelerator, model, optimizer, schedule, checkpoint: Path, state: dict):
+def save_trainable(accelerator, model, optimizer, schedule, checkpoint: Path, state: dict):
     """The trainable (LoRA) weights in fp16 and the training state (training/checkpoints.py).
     The frozen base model is not saved: it is the bundled one."""
 

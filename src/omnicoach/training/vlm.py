@@ -37,8 +37,16 @@ from omnicoach.models.vision_language import (
     VisionLanguageModel,
     tokenize_with_image,
 )
-from omnicoach.training.checkpoints import load_training_state, save_checkpoint
-from omnicoach.training.sft import save_adapter, validation_loss, write_curve
+from omnicoach.training.checkpoints import load_training_state
+from omnicoach.training.sft import (
+    collate as text_collate,
+)
+from omnicoach.training.sft import (
+    save_adapter,
+    save_trainable,
+    validation_loss,
+    write_curve,
+)
 
 CHECKPOINT = "checkpoint"
 PROJECTOR = "projector.safetensors"
@@ -175,7 +183,7 @@ def train_vlm(config: VLMConfig, on_step: Callable | None = None, log=print) -> 
             if on_step:
                 on_step(record, total)
             if step % config.checkpoint_every == 0 or step == total or stop:
-                _save_checkpoint(accelerator, model, optimizer, schedule, checkpoint, state)
+                save_trainable(accelerator, model, optimizer, schedule, checkpoint, state)
             if step >= total or stop:
                 break
     bar.close()
@@ -230,22 +238,11 @@ def load_projector(directory: Path, encoder: ImageEncoder | None = None) -> dict
 
 
 def collate(rows: list[dict], pad_id: int) -> dict[str, torch.Tensor]:
-    width = max(len(r["input_ids"]) for r in rows)
-    ids = torch.full((len(rows), width), pad_id)
-    labels = torch.full((len(rows), width), IGNORE)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, row in enumerate(rows):
-        n = len(row["input_ids"])
-        ids[i, :n] = torch.tensor(row["input_ids"])
-        labels[i, :n] = torch.tensor(row["labels"])
-        mask[i, :n] = 1
-    return {
-        "input_ids": ids,
-        "labels": labels,
-        "attention_mask": mask,
-        "features": torch.stack([r["features"] for r in rows]),
-        "image_start": torch.tensor([r["image_start"] for r in rows]),
-    }
+    """The text batch of training/sft.py, with each row's image features and image start."""
+    batch = text_collate(rows, pad_id)
+    batch["features"] = torch.stack([r["features"] for r in rows])
+    batch["image_start"] = torch.tensor([r["image_start"] for r in rows])
+    return batch
 
 
 def _datasets(config: VLMConfig, tokenizer, encoder: ImageEncoder, log):
@@ -303,20 +300,6 @@ def _save_model(accelerator, model, tokenizer, encoder: ImageEncoder, config, ou
     (out / VISION_CONFIG).write_text(json.dumps(vision, indent=2))
     if config.stage == 2:
         save_adapter(accelerator, unwrapped.llm, tokenizer, out / "adapter")
-
-
-def _save_checkpoint(accelerator, model, optimizer, schedule, checkpoint: Path, state: dict):
-    def write_weights(directory: Path) -> None:
-        from safetensors.torch import save_file
-
-        trainable = {
-            name: p.detach().half().contiguous()
-            for name, p in accelerator.unwrap_model(model).named_parameters()
-            if p.requires_grad
-        }
-        save_file(trainable, directory / "trainable.safetensors")
-
-    save_checkpoint(accelerator, optimizer, schedule, checkpoint, state, write_weights)
 
 
 def _load_checkpoint(model, optimizer, schedule, checkpoint: Path) -> dict:
