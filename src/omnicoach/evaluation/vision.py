@@ -93,10 +93,10 @@ class VisionEvaluation:
         for item in items:
             item["lang"] = "bn" if rng.random() < 0.25 else "en"
             item["question"] = rng.choice(IDENTIFY[item["lang"]])
-        names = self._ask_names(items)
-        no_image = self._ask_without_image(items)
+        self._ask_names(items)
+        self._ask_without_image(items)
         how_items = [m for ms in by_exercise.values() for m in ms[:how_per_exercise]]
-        how = self._ask_how(how_items, rng)
+        how = self._ask_how(how_items)
         report = {
             "images": str(self.images / "test"),
             "exercises": len(by_exercise),
@@ -105,8 +105,8 @@ class VisionEvaluation:
             "image_tokens": self.vision.encoder.tokens,
             "encoder": self.vision.encoder.name,
             "seed": seed,
-            "name_accuracy": _accuracy(items, names, "vlm"),
-            "no_image_accuracy": _accuracy(items, no_image, "no_image"),
+            "name_accuracy": _accuracy(items, "vlm"),
+            "no_image_accuracy": _accuracy(items, "no_image"),
             "nearest_neighbour_accuracy": self._nearest_neighbour(items),
             "how_similarity": _mean([h["similarity"] for h in how]),
             "how_name_accuracy": _mean([h["correct"] for h in how]),
@@ -134,7 +134,8 @@ class VisionEvaluation:
     def _image(self, meta: dict) -> Image.Image:
         return Image.open(self.images / "test" / meta["file_name"]).convert("RGB")
 
-    def _ask_names(self, items: list[dict]) -> list[str]:
+    def _ask_names(self, items: list[dict]) -> None:
+        """Each item gets the model's answer ("vlm") and the exercise it names."""
         prompts = [
             ([{"role": "user", "content": f"{IMAGE_MARKER}\n{i['question']}"}], self._image(i))
             for i in items
@@ -143,17 +144,15 @@ class VisionEvaluation:
         for item, text in zip(items, texts, strict=True):
             item["vlm"] = text
             item["vlm_named"] = named_exercise(text, self.patterns)
-        return texts
 
-    def _ask_without_image(self, items: list[dict]) -> list[str]:
+    def _ask_without_image(self, items: list[dict]) -> None:
         prompts = [([{"role": "user", "content": i["question"]}], None) for i in items]
         texts = self._generate(prompts, NAME_TOKENS)
         for item, text in zip(items, texts, strict=True):
             item["no_image"] = text
             item["no_image_named"] = named_exercise(text, self.patterns)
-        return texts
 
-    def _ask_how(self, items: list[dict], rng: random.Random) -> list[dict]:
+    def _ask_how(self, items: list[dict]) -> list[dict]:
         question = IDENTIFY_AND_HOW["en"][0]
         prompts = [
             ([{"role": "user", "content": f"{IMAGE_MARKER}\n{question}"}], self._image(i))
@@ -200,7 +199,7 @@ class VisionEvaluation:
         return round(sum(hits) / len(hits), 4)
 
 
-def _accuracy(items: list[dict], _texts, key: str) -> dict:
+def _accuracy(items: list[dict], key: str) -> dict:
     cells = {}
     for lang in ("en", "bn", "all"):
         chosen = [i for i in items if lang == "all" or i["lang"] == lang]

@@ -176,53 +176,37 @@ class ModelRegistry:
     def _load_vision(self):
         from omnicoach.models.adapters import merge_lora
         from omnicoach.models.image_encoder import ImageEncoder
-        from omnicoach.models.llm import ChatLLM
-        from omnicoach.models.llm_loader import load_causal_lm
         from omnicoach.models.vision_chat import VisionChat, read_vision_artifact
 
         directory = self.settings.vision_dir
         vision, projector = read_vision_artifact(directory)
         spec = self.spec(vision["chat_model"], "chat")
-        tokenizer, model = load_causal_lm(spec.locate(), self.settings.model_cache_dir)
-        if spec.adapter is not None:
-            model = merge_lora(model, spec.adapter())
+        tokenizer, model = load_chat_weights(spec, self.settings.model_cache_dir)
         if (directory / "adapter").is_dir():  # stage 2's LoRA, on top of what it trained on
             model = merge_lora(model, directory)
-        llm = ChatLLM(
-            tokenizer,
-            model,
-            name=f"{spec.name}-vision",
-            context_length=self.settings.context_length,
-            default_system_prompt=self.settings.system_prompt,
-        )
-        # int8 at most, for the reason _weights gives: a merged LoRA does not survive int4.
-        weights = "int8" if self.settings.weights == "int4" else self.settings.weights
-        llm.engine = self._batch_engine(llm, weights)
+        llm = self._chat_llm(tokenizer, model, f"{spec.name}-vision", fine_tuned=True)
         encoder = ImageEncoder(vision["encoder"], grid=vision["grid"])
         return VisionChat(encoder, projector, llm)
 
+    def _chat_llm(self, tokenizer, model, name: str, fine_tuned: bool):
+        """MODEL as a chat model with the server's settings and its fast engine."""
+        from omnicoach.models.llm import ChatLLM
+
+        llm = ChatLLM(
+            tokenizer,
+            model,
+            name=name,
+            context_length=self.settings.context_length,
+            default_system_prompt=self.settings.system_prompt,
+        )
+        llm.engine = self._batch_engine(llm, self._weights(fine_tuned))
+        return llm
+
     def _load(self, spec: ModelSpec):
-        path = spec.locate()
         if spec.role == "chat":
-            from omnicoach.models.llm import ChatLLM
-            from omnicoach.models.llm_loader import load_causal_lm
-
-            tokenizer, model = load_causal_lm(path, self.settings.model_cache_dir)
-            if spec.adapter is not None:
-                from omnicoach.models.adapters import merge_lora
-
-                # Merged before the fast engine packs the weights: one set of weights, and
-                # no extra work per token (see _weights for why not int4).
-                model = merge_lora(model, spec.adapter())
-            llm = ChatLLM(
-                tokenizer,
-                model,
-                name=spec.name,
-                context_length=self.settings.context_length,
-                default_system_prompt=self.settings.system_prompt,
-            )
-            llm.engine = self._batch_engine(llm, self._weights(spec))
-            return llm
+            tokenizer, model = load_chat_weights(spec, self.settings.model_cache_dir)
+            return self._chat_llm(tokenizer, model, spec.name, spec.adapter is not None)
+        path = spec.locate()
         if spec.role == "embedding":
             from omnicoach.models.embedder import TextEmbedder
 
@@ -237,12 +221,12 @@ class ModelRegistry:
             return SpeechSynthesizer(path, spec.name, resolve_threads(self.settings.speech_threads))
         raise UnknownModelError(f"model {spec.name} has unsupported role {spec.role!r}")
 
-    def _weights(self, spec: ModelSpec) -> str:
+    def _weights(self, fine_tuned: bool) -> str:
         """The fast engine's weight format. A fine-tuned model gets int8 where int4 is set:
         the base weights lie on the GGUF's 4-bit grid, and int4 snaps the merged weights back
         onto it, erasing the fine-tune (a LoRA update is smaller than a 4-bit step). Measured
         in the README (Fine-tuning): int4 answers like the base, int8 like fp32."""
-        if spec.adapter is not None and self.settings.weights == "int4":
+        if fine_tuned and self.settings.weights == "int4":
             return "int8"
         return self.settings.weights
 
@@ -263,6 +247,20 @@ class ModelRegistry:
         )
         decoder.warm_up()  # slot 0 holds no prefix yet, so this caches nothing wrong
         return BatchEngine(decoder, llm.end_token_ids, settings.max_concurrent_generations)
+
+
+def load_chat_weights(spec: ModelSpec, model_cache: Path):
+    """(tokenizer, fp32 model) of the chat model SPEC; a fine-tuned one has its adapter
+    merged, before any engine packs the weights: one set of weights, no extra work per token
+    (see ModelRegistry._weights for why not int4)."""
+    from omnicoach.models.llm_loader import load_causal_lm
+
+    tokenizer, model = load_causal_lm(spec.locate(), model_cache)
+    if spec.adapter is not None:
+        from omnicoach.models.adapters import merge_lora
+
+        model = merge_lora(model, spec.adapter())
+    return tokenizer, model
 
 
 def size_on_disk(path: Path) -> int:

@@ -83,18 +83,13 @@ class VLMConfig:
 def load_chat_model(name_or_path: str, model_cache: Path):
     """(tokenizer, fp32 model) of a bundled chat model — the fine-tuned one has its LoRA merged
     — or of a local Hugging Face directory / GGUF file."""
-    from omnicoach.models.adapters import merge_lora
     from omnicoach.models.llm_loader import load_causal_lm
-    from omnicoach.models.registry import BUNDLED
+    from omnicoach.models.registry import BUNDLED, load_chat_weights
 
     specs = {spec.name: spec for spec in BUNDLED if spec.role == "chat"}
     if name_or_path not in specs:
         return load_causal_lm(Path(name_or_path), model_cache)
-    spec = specs[name_or_path]
-    tokenizer, model = load_causal_lm(spec.locate(), model_cache)
-    if spec.adapter is not None:
-        model = merge_lora(model, spec.adapter())
-    return tokenizer, model
+    return load_chat_weights(specs[name_or_path], model_cache)
 
 
 def train_vlm(config: VLMConfig, on_step: Callable | None = None, log=print) -> dict:
