@@ -83,29 +83,27 @@ def test_an_unknown_file_id_is_a_404_and_assistants_cannot_send_images(server):
     assert response.json()["error"]["param"] == "messages[1].content[0]"
 
 
+def say(http, conversation: str, text: str, picture: Image.Image | None, max_tokens: int):
+    """A user turn in the stored conversation, with PICTURE when given; the response."""
+    content = text
+    if picture is not None:
+        content = [{"type": "text", "text": text}, image_part(encode_png_data_url(picture))]
+    body = {
+        "model": CHAT,
+        "conversation_id": conversation,
+        "temperature": 0,
+        "max_tokens": max_tokens,
+        "messages": [{"role": "user", "content": content}],
+    }
+    return http.post("/v1/chat/completions", json=body)
+
+
 def test_a_picture_is_answered_by_the_vision_model_and_kept_with_the_conversation(server):
     http = httpx.Client(base_url=server.url, timeout=300)
     # Held-out seeds: pictures the model never saw in training.
     picture = render_exercise("downward-facing-dog", TEST_SEEDS[3])
     conversation = http.post("/conversations", json={}).json()["id"]
-    first = http.post(
-        "/v1/chat/completions",
-        json={
-            "model": CHAT,
-            "conversation_id": conversation,
-            "temperature": 0,
-            "max_tokens": 48,
-            "messages": [
-                {
-                    "role": "user",
-                    "content": [
-                        {"type": "text", "text": "What exercise is this?"},
-                        image_part(encode_png_data_url(picture)),
-                    ],
-                }
-            ],
-        },
-    )
+    first = say(http, conversation, "What exercise is this?", picture, max_tokens=48)
     assert first.status_code == 200, first.text
     answer = first.json()
     assert answer["model"].endswith("-vision")
@@ -118,39 +116,13 @@ def test_a_picture_is_answered_by_the_vision_model_and_kept_with_the_conversatio
     stored = http.get(f"/v1/files/{file_id}/content")
     assert stored.headers["content-type"] == "image/png"
     assert Image.open(io.BytesIO(stored.content)).size == picture.size
-    follow_up = http.post(
-        "/v1/chat/completions",
-        json={
-            "model": CHAT,
-            "conversation_id": conversation,
-            "temperature": 0,
-            "max_tokens": 160,
-            "messages": [{"role": "user", "content": "How do I do it?"}],
-        },
-    ).json()
+    follow_up = say(http, conversation, "How do I do it?", None, max_tokens=160).json()
     assert follow_up["model"].endswith("-vision")
     assert follow_up["choices"][0]["message"]["content"].strip()
 
     # A new picture is stored with its own message (it is the visual context from now on).
     other = render_exercise("tree-pose", TEST_SEEDS[5])
-    second = http.post(
-        "/v1/chat/completions",
-        json={
-            "model": CHAT,
-            "conversation_id": conversation,
-            "temperature": 0,
-            "max_tokens": 48,
-            "messages": [
-                {
-                    "role": "user",
-                    "content": [
-                        {"type": "text", "text": "And this one?"},
-                        image_part(encode_png_data_url(other)),
-                    ],
-                }
-            ],
-        },
-    ).json()
+    second = say(http, conversation, "And this one?", other, max_tokens=48).json()
     assert second["model"].endswith("-vision")
     messages = http.get(f"/conversations/{conversation}/messages").json()["data"]
     assert [len(m["images"]) for m in messages] == [1, 0, 0, 0, 1, 0]
