@@ -1,6 +1,6 @@
 """Pictures in /v1/chat/completions on a real server: bad images are clear 400s, and a picture
-goes to the vision model (artifacts/vlm) and stays with its stored conversation. How well the
-model names exercises is measured by `omnicoach eval vlm` (reports/vlm), not asserted here."""
+goes to the vision model (artifacts/vlm), is named, and stays with its stored conversation. How
+well the model names exercises overall is measured by `omnicoach eval vlm` (reports/vlm)."""
 
 import base64
 import io
@@ -107,7 +107,7 @@ def test_a_picture_is_answered_by_the_vision_model_and_kept_with_the_conversatio
     assert first.status_code == 200, first.text
     answer = first.json()
     assert answer["model"].endswith("-vision")
-    assert answer["choices"][0]["message"]["content"].strip()
+    assert "Downward-Facing Dog" in answer["choices"][0]["message"]["content"]
 
     # The picture is stored with the question; a follow-up without one still sees it.
     messages = http.get(f"/conversations/{conversation}/messages").json()["data"]
@@ -122,8 +122,9 @@ def test_a_picture_is_answered_by_the_vision_model_and_kept_with_the_conversatio
 
     # A new picture is stored with its own message (it is the visual context from now on).
     other = render_exercise("tree-pose", TEST_SEEDS[5])
-    second = say(http, conversation, "And this one?", other, max_tokens=48).json()
+    second = say(http, conversation, "What exercise is this?", other, max_tokens=48).json()
     assert second["model"].endswith("-vision")
+    assert "Tree Pose" in second["choices"][0]["message"]["content"]
     messages = http.get(f"/conversations/{conversation}/messages").json()["data"]
     assert [len(m["images"]) for m in messages] == [1, 0, 0, 0, 1, 0]
     assert messages[4]["images"] != messages[0]["images"]

@@ -363,7 +363,13 @@ def train_vlm_command(
     encoder: Annotated[
         str, typer.Option(help='"efficientnet-lite0" or a local CLIP/SigLIP directory.')
     ] = "efficientnet-lite0",
-    grid: Annotated[int, typer.Option(min=1, max=7, help="Image tokens: GRID×GRID.")] = 7,
+    grid: Annotated[int, typer.Option(min=1, max=7, help="Feature tokens: GRID×GRID.")] = 1,
+    tokens_per_feature: Annotated[
+        int, typer.Option(min=1, help="Stage 1: image tokens per feature token.")
+    ] = 10,
+    precision: Annotated[
+        str | None, typer.Option(help='"bf16" or "no"; default: bf16 where the CPU has it.')
+    ] = None,
     epochs: Annotated[int, typer.Option(min=1)] = 1,
     batch_size: Annotated[int, typer.Option(min=1)] = 8,
     learning_rate: Annotated[
@@ -400,6 +406,8 @@ def train_vlm_command(
         projector=projector,
         encoder=encoder,
         grid=grid,
+        tokens_per_feature=tokens_per_feature,
+        precision=precision,
         epochs=epochs,
         batch_size=batch_size,
         learning_rate=learning_rate,

@@ -6,7 +6,7 @@ For each split folder written by data/exercise_images.py (`<split>/metadata.json
 writes two files beside the images:
 
 - `captions.json` (stage 1, LLaVA's pretraining format): "<image>\\n<ask for a description>" →
-  a one-sentence caption naming the exercise and what is in the picture;
+  a one-sentence caption that starts with the exercise's name and says what is in the picture;
 - `instruct.json` (stage 2, LLaVA-Instruct's format): conversations about the exercise —
   its name, how to do it, its muscles, follow-ups — in English and Bengali, answers taken from
   the knowledge base (data/kb) so they are checkable.
@@ -73,20 +73,26 @@ EQUIPMENT_WORDS = {
 
 
 def full_name(entry: dict, lang: str) -> str:
-    """The exercise's name as an answer gives it: English (Sanskrit) or the Bengali name."""
-    name = entry["name"][lang]
-    if lang == "en" and entry.get("sanskrit"):
+    """The exercise's name as an answer gives it: English (Sanskrit); in Bengali the English
+    name, then the Bengali one. The model reads a picture as the English name's words (stage 1
+    aligns the image tokens with them) and copies those reliably, while a Bengali name is ~40
+    byte-level tokens that it rarely spells right after a short stage 2 (README, Seeing)."""
+    if lang == "bn":
+        return f"{entry['name']['en']} — {entry['name']['bn']}"
+    name = entry["name"]["en"]
+    if entry.get("sanskrit"):
         name += f" ({entry['sanskrit']})"
     return name
 
 
 def caption(entry: dict, meta: dict) -> str:
-    """One sentence naming the exercise and what the picture shows (stage 1)."""
+    """One sentence naming the exercise and what the picture shows (stage 1). The name comes
+    first: stage 1 aligns the image tokens with a caption's first words."""
     gear = [EQUIPMENT_WORDS[e] for e in entry.get("equipment", []) if e in EQUIPMENT_WORDS][:1]
     view = "from the side" if abs(meta.get("yaw", 0)) < 20 else "from an angle"
     kind = "yoga pose" if entry["kind"] == "yoga_pose" else "exercise"
     where = f" {gear[0]}" if gear else ""
-    return f"A person doing {full_name(entry, 'en')}, a {kind}, seen {view}{where}."
+    return f"{full_name(entry, 'en')}: a person doing this {kind}, seen {view}{where}."
 
 
 def instruct_conversation(entry: dict, lang: str, rng: random.Random, vocabulary: dict) -> list:

@@ -102,7 +102,7 @@ class VisionEvaluation:
             "exercises": len(by_exercise),
             "per_exercise": per_exercise,
             "model": self.vision.name,
-            "image_tokens": self.vision.encoder.tokens,
+            "image_tokens": self.vision.image_tokens,
             "encoder": self.vision.encoder.name,
             "seed": seed,
             "name_accuracy": _accuracy(items, "vlm"),
@@ -113,10 +113,24 @@ class VisionEvaluation:
             "bengali_script_share": _mean(
                 [bengali_share(i["vlm"]) > 0.5 for i in items if i["lang"] == "bn"]
             ),
+            # Stricter: the answer also spells the knowledge base's Bengali name (answers give
+            # the English name first, then the Bengali one: data/vlm_dataset.full_name).
+            "bengali_name_accuracy": _mean(
+                [self._spells_bengali_name(i) for i in items if i["lang"] == "bn"]
+            ),
             "confusions": _confusions(items),
             "examples": how[:3],
+            "answers": [
+                {k: i[k] for k in ("file_name", "exercise_id", "lang", "question", "vlm")}
+                | {"named": i["vlm_named"]}
+                for i in items
+            ],
         }
         return report
+
+    def _spells_bengali_name(self, item: dict) -> bool:
+        bengali = self.entries[item["exercise_id"]]["name"]["bn"].split(" (")[0]
+        return bengali in item["vlm"]
 
     def _generate(self, prompts: list[tuple[list[dict], Image.Image | None]], tokens: int):
         greedy = SamplingParams(temperature=0.0, max_tokens=tokens)
@@ -248,7 +262,9 @@ def markdown_report(report: dict) -> str:
         f"| baseline: nearest neighbour on the same features | "
         f"{report['nearest_neighbour_accuracy']:.1%} | {name['all']['n']} |",
         "",
-        f"Bengali questions answered in Bengali script: {report['bengali_script_share']:.1%}.",
+        f"Bengali questions answered in Bengali script: {report['bengali_script_share']:.1%}; "
+        f"the answer spells the exercise's Bengali name: {report['bengali_name_accuracy']:.1%} "
+        "(Bengali answers give the English name first, then the Bengali one).",
         f'"What is this exercise and how do I do it?": semantic similarity to the knowledge '
         f"base's name + steps {report['how_similarity']:.3f}, right name in "
         f"{report['how_name_accuracy']:.1%} of answers.",

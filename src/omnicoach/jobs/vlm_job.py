@@ -20,10 +20,11 @@ class VLMParams(BaseModel):
     per_exercise: int = Field(
         default=100, ge=2, le=1000, description="Training images rendered per exercise."
     )
-    grid: int = Field(default=1, ge=1, le=7, description="Image tokens: grid × grid.")
-    stage1_limit: int | None = Field(default=2400, ge=8, description="Caption conversations.")
+    grid: int = Field(default=1, ge=1, le=7, description="Feature tokens: grid × grid.")
+    tokens_per_feature: int = Field(default=10, ge=1, le=32, description="Image tokens each.")
+    stage1_limit: int | None = Field(default=None, ge=8, description="Caption conversations.")
     stage2_limit: int | None = Field(default=4000, ge=8, description="Instruction ones.")
-    batch_size: int = Field(default=8, ge=1, le=64)
+    batch_size: int = Field(default=16, ge=1, le=64, description="Stage 2 (stage 1: 64).")
     max_steps: int | None = Field(default=None, ge=1, description="Per stage.")
 
 
@@ -43,7 +44,11 @@ def run(ctx: JobContext, params: VLMParams) -> dict:
             chat_model=ctx.settings.chat_model,
             projector=projector,
             grid=params.grid,
-            batch_size=params.batch_size,
+            tokens_per_feature=params.tokens_per_feature,
+            # Stage 1 runs no LLM forward (training/vlm.py): big batches, many epochs, each
+            # ending early once validation stops improving.
+            batch_size=64 if stage == 1 else params.batch_size,
+            epochs=40 if stage == 1 else 1,
             limit=limit,
             max_steps=params.max_steps,
             model_cache=ctx.settings.model_cache_dir,

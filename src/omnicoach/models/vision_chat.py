@@ -6,7 +6,6 @@ its own fast engine: text-only questions keep being answered by the chat model u
 """
 
 import hashlib
-import json
 from pathlib import Path
 
 import torch
@@ -17,13 +16,18 @@ from omnicoach.errors import ModelFileError
 from omnicoach.models.image_encoder import ImageEncoder
 from omnicoach.models.llm import ChatLLM, Generation, ImageInput
 from omnicoach.models.sampling import SamplingParams
-from omnicoach.models.vision_language import IMAGE_MARKER, Projector
+from omnicoach.models.vision_language import IMAGE_MARKER, Projector, read_projector
 
 
 class VisionChat:
     def __init__(self, encoder: ImageEncoder, projector: Projector, llm: ChatLLM):
         self.encoder, self.projector, self.llm = encoder, projector.eval(), llm
         self.name = llm.name
+
+    @property
+    def image_tokens(self) -> int:
+        """Positions a picture takes in the prompt."""
+        return self.encoder.tokens * self.projector.tokens_per_feature
 
     @torch.inference_mode()
     def image_input(self, image: Image.Image) -> ImageInput:
@@ -43,8 +47,6 @@ class VisionChat:
 def read_vision_artifact(directory: Path) -> tuple[dict, Projector]:
     """vision.json and the trained projector of the artifact in DIRECTORY, verified against
     its manifest; a missing artifact is a clear error naming the command that builds it."""
-    from safetensors.torch import load_file
-
     directory = Path(directory)
     if not (directory / "manifest.json").is_file():
         raise ModelFileError(
@@ -52,8 +54,4 @@ def read_vision_artifact(directory: Path) -> tuple[dict, Projector]:
             "build it with `omnicoach train vlm` (README, Seeing)"
         )
     read_manifest(directory)  # raises ModelFileError on a corrupt or edited file
-    vision = json.loads((directory / "vision.json").read_text())
-    projector = Projector(vision["feature_dim"], vision["hidden"])
-    weights = load_file(directory / "projector.safetensors")
-    projector.load_state_dict({k: v.float() for k, v in weights.items()})
-    return vision, projector
+    return read_projector(directory)

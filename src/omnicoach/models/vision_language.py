@@ -6,25 +6,58 @@ A user message carries the image as the text marker IMAGE_MARKER; its tokens are
 so the same weights answer text-only questions as before.
 """
 
+import json
+from pathlib import Path
+from types import SimpleNamespace
+
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 IMAGE_MARKER = "<image>"
 IGNORE = -100  # label of positions without loss (prompt, image, padding)
+PROJECTOR = "projector.safetensors"  # a trained projector's weights (fp16) ...
+VISION_CONFIG = "vision.json"  # ... and what it expects and feeds (training/vlm.py writes both)
 
 
 class Projector(nn.Module):
-    """LLaVA-1.5's `mlp2x_gelu`: features [.., feature_dim] → embeddings [.., hidden]."""
+    """LLaVA-1.5's `mlp2x_gelu`: features [.., n, feature_dim] → embeddings [.., n·k, hidden],
+    with two changes that CPU-sized training needs (README, Seeing):
 
-    def __init__(self, feature_dim: int, hidden: int):
+    - the features are layer-normalised first: EfficientNet's pooled features are unnormalised
+      and their projection started ~30× longer than any word embedding (3.2), far from
+      anything the LLM has read;
+    - each feature token becomes k = `tokens_per_feature` embeddings, so one pooled image
+      feature reads as a short phrase rather than a single word (stage 1 aligns them with the
+      caption's first words).
+    """
+
+    def __init__(self, feature_dim: int, hidden: int, tokens_per_feature: int = 1):
         super().__init__()
         self.feature_dim, self.hidden = feature_dim, hidden
+        self.tokens_per_feature = tokens_per_feature
+        self.norm = nn.LayerNorm(feature_dim, elementwise_affine=False)
         self.net = nn.Sequential(
-            nn.Linear(feature_dim, hidden), nn.GELU(), nn.Linear(hidden, hidden)
+            nn.Linear(feature_dim, hidden),
+            nn.GELU(),
+            nn.Linear(hidden, hidden * tokens_per_feature),
         )
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return self.net(features)
+        out = self.net(self.norm(features))
+        *lead, n, _ = features.shape
+        return out.reshape(*lead, n * self.tokens_per_feature, self.hidden)
+
+
+def read_projector(directory: Path) -> tuple[dict, Projector]:
+    """vision.json and the projector (fp32) saved in DIRECTORY by training/vlm.py."""
+    from safetensors.torch import load_file
+
+    vision = json.loads((Path(directory) / VISION_CONFIG).read_text())
+    projector = Projector(vision["feature_dim"], vision["hidden"], vision["tokens_per_feature"])
+    weights = load_file(Path(directory) / PROJECTOR)
+    projector.load_state_dict({k: v.float() for k, v in weights.items()})
+    return vision, projector
 
 
 def assistant_spans(tokenizer, messages: list[dict]) -> list[tuple[int, int]]:
@@ -94,16 +127,52 @@ def embed_with_image(
     return torch.stack(rows)
 
 
+def language_loss(llm, embeds: torch.Tensor, attention_mask, labels) -> torch.Tensor:
+    """The causal LM loss of Hugging Face's models (mean over answer tokens), with the LM head
+    run only where an answer token is predicted: its 49k-word projection of every position
+    costs as much as the rest of SmolLM2-135M's forward and backward together."""
+    base = llm.get_base_model() if hasattr(llm, "get_base_model") else llm  # peft: LoRA inside
+    hidden = base.model(inputs_embeds=embeds, attention_mask=attention_mask).last_hidden_state
+    targets = labels[:, 1:]
+    chosen = targets != IGNORE
+    logits = base.lm_head(hidden[:, :-1][chosen]).float()
+    return F.cross_entropy(logits, targets[chosen])
+
+
+def alignment_loss(projected: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor):
+    """Stage 1's loss: squared distance of each image token to the word embedding it should
+    read as, relative to the words' own mean square norm (1.0: as far as a zero vector)."""
+    error = (projected.float() - targets).pow(2).sum(-1)
+    return error[mask].mean() / targets.pow(2).sum(-1)[mask].mean()
+
+
+def read_as_words(projected: torch.Tensor, embedding: torch.Tensor) -> torch.Tensor:
+    """The vocabulary id nearest (cosine) to each image token: what the LLM 'sees'."""
+    return (F.normalize(projected.float(), dim=-1) @ F.normalize(embedding, dim=-1).T).argmax(-1)
+
+
 class VisionLanguageModel(nn.Module):
     """The chat LLM and the projector as one module, so one optimiser, one checkpoint and one
-    forward serve training: a batch holds token ids, labels, image features and where each
-    row's image starts (-1: no image)."""
+    forward serve training. Stage 1 batches hold image features and the caption's first
+    words (`caption_ids`, IGNORE-padded); stage 2 batches hold token ids, labels, image
+    features and where each row's image starts (-1: no image)."""
 
     def __init__(self, llm, projector: Projector):
         super().__init__()
         self.llm, self.projector = llm, projector
 
-    def forward(self, input_ids, attention_mask, labels, features, image_start):
+    def forward(
+        self, features, caption_ids=None, input_ids=None, attention_mask=None, labels=None,
+        image_start=None,
+    ):  # fmt: skip
+        if caption_ids is not None:
+            projected = self.projector(features)[:, : caption_ids.shape[1]]
+            mask = caption_ids != IGNORE
+            with torch.no_grad():
+                targets = self.llm.get_input_embeddings()(caption_ids.clamp(min=0)).float()
+            return SimpleNamespace(
+                loss=alignment_loss(projected, targets, mask), projected=projected, mask=mask
+            )
         starts = [None if s < 0 else int(s) for s in image_start.tolist()]
         embeds = embed_with_image(self.llm, self.projector, input_ids, features, starts)
-        return self.llm(inputs_embeds=embeds, attention_mask=attention_mask, labels=labels)
+        return SimpleNamespace(loss=language_loss(self.llm, embeds, attention_mask, labels))

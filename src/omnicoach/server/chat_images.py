@@ -2,8 +2,11 @@
 the newest picture of the conversation is what the vision model looks at.
 
 A new image starts a new visual context: only the last picture (in the request or, in a
-stored conversation, in its history) goes to the model, in the message that carried it;
-earlier pictures' messages stay in the prompt as their text. A picture in a stored
+stored conversation, in its history) goes to the model, in the message that carried it, and
+the model reads the conversation from that message on (after the system prompt). The earlier
+turns stay in the stored conversation and on the page, not in the vision model's prompt: with
+them in view it named the earlier picture's exercise again (measured: a tree pose, named
+alone, was called "Downward-Facing Dog" after a talk about downward dog). A picture in a stored
 conversation is kept as a PNG file (purpose "vision") whose id the message records, so a
 later turn ("how do I do it?") still sees it and the page can show it again.
 """
@@ -67,9 +70,10 @@ def store_pictures(request, user: str, pictures: list[Image.Image]) -> list[str]
 def visual_context(
     request, user: str, messages: list[dict]
 ) -> tuple[list[dict], Image.Image | None]:
-    """MESSAGES for the model, with IMAGE_MARKER at the start of the message holding the
-    newest picture, and that picture; (MESSAGES, None) when no message has one. A message
-    holds decoded "pictures" (this request) or stored "image_files" (the history)."""
+    """The system messages and the messages from the one holding the newest picture on, with
+    IMAGE_MARKER at the start of that message, and that picture; (MESSAGES, None) when no
+    message has one. A message holds decoded "pictures" (this request) or stored
+    "image_files" (the history)."""
     for index in range(len(messages) - 1, -1, -1):
         message = messages[index]
         if message.get("pictures"):
@@ -80,9 +84,10 @@ def visual_context(
                 continue
         else:
             continue
-        marked = [dict(m) for m in messages]
-        marked[index]["content"] = f"{IMAGE_MARKER}\n{message['content']}".rstrip()
-        return marked, image
+        system = [dict(m) for m in messages[:index] if m["role"] == "system"]
+        current = [dict(m) for m in messages[index:]]
+        current[0]["content"] = f"{IMAGE_MARKER}\n{message['content']}".rstrip()
+        return system + current, image
     return messages, None
 
 

@@ -110,8 +110,10 @@ def tokenize(tokenizer, messages: list[dict], max_length: int) -> dict[str, list
     return {"input_ids": ids, "labels": labels}
 
 
-def collate(rows: list[dict], pad_id: int) -> dict[str, torch.Tensor]:
-    width = max(len(r["input_ids"]) for r in rows)
+def collate(rows: list[dict], pad_id: int, multiple: int = 1) -> dict[str, torch.Tensor]:
+    """Rows padded to the longest, rounded up to MULTIPLE: fewer distinct batch shapes, so fewer
+    kernels for the CPU's bf16 path (oneDNN) to create and cache, one per shape."""
+    width = -(-max(len(r["input_ids"]) for r in rows) // multiple) * multiple
     ids = torch.full((len(rows), width), pad_id)
     labels = torch.full((len(rows), width), IGNORE)
     mask = torch.zeros((len(rows), width), dtype=torch.long)
