@@ -130,7 +130,7 @@ def embed_with_image(
 def language_loss(llm, embeds: torch.Tensor, attention_mask, labels) -> torch.Tensor:
     """The causal LM loss of Hugging Face's models (mean over answer tokens), with the LM head
     run only where an answer token is predicted: its 49k-word projection of every position
-    costs as much as the rest of SmolLM2-135M's forward and backward together."""
+    is ~10 % of a stage-2 step (benchmarks/vlm_step.py), spent mostly on prompt positions."""
     base = llm.get_base_model() if hasattr(llm, "get_base_model") else llm  # peft: LoRA inside
     hidden = base.model(inputs_embeds=embeds, attention_mask=attention_mask).last_hidden_state
     targets = labels[:, 1:]
