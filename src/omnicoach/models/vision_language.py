@@ -155,13 +155,19 @@ class VisionLanguageModel(nn.Module):
     """The chat LLM and the projector as one module, so one optimiser, one checkpoint and one
     forward serve training. Stage 1 batches hold image features and the caption's first
     words (`caption_ids`, IGNORE-padded); stage 2 batches hold token ids, labels, image
-    features and where each row's image starts (-1: no image)."""
+    features and where each row's image starts (-1: no image). With BF16 the forward runs
+    under bf16 autocast (here rather than through accelerate's mixed precision, which is
+    process-wide and cannot change once another trainer in the process has set it)."""
 
-    def __init__(self, llm, projector: Projector):
+    def __init__(self, llm, projector: Projector, bf16: bool = False):
         super().__init__()
-        self.llm, self.projector = llm, projector
+        self.llm, self.projector, self.bf16 = llm, projector, bf16
 
-    def forward(
+    def forward(self, features, **batch):
+        with torch.autocast(features.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+            return self._forward(features, **batch)
+
+    def _forward(
         self, features, caption_ids=None, input_ids=None, attention_mask=None, labels=None,
         image_start=None,
     ):  # fmt: skip

@@ -110,13 +110,13 @@ def train_vlm(config: VLMConfig, on_step: Callable | None = None, log=print) -> 
     if config.stage not in (1, 2):
         raise InvalidRequestError(f"stage must be 1 or 2, got {config.stage}")
     precision = config.precision or ("bf16" if bf16_is_fast() else "no")
-    accelerator = Accelerator(cpu=not torch.cuda.is_available(), mixed_precision=precision)
+    accelerator = Accelerator(cpu=not torch.cuda.is_available())
     set_seed(config.seed)
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     encoder = ImageEncoder(config.encoder, grid=config.grid)
     tokenizer, llm = load_chat_model(config.chat_model, config.model_cache)
-    model = _vision_model(config, llm, encoder)
+    model = _vision_model(config, llm, encoder, bf16=precision == "bf16")
     trainable = [p for p in model.parameters() if p.requires_grad]
     image_tokens = encoder.tokens * model.projector.tokens_per_feature
     log(
@@ -218,7 +218,7 @@ def bf16_is_fast() -> bool:
     return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
 
 
-def _vision_model(config: VLMConfig, llm, encoder: ImageEncoder) -> VisionLanguageModel:
+def _vision_model(config: VLMConfig, llm, encoder: ImageEncoder, bf16: bool):
     from peft import LoraConfig, get_peft_model
 
     projector = Projector(encoder.feature_dim, llm.config.hidden_size, config.tokens_per_feature)
@@ -239,7 +239,7 @@ def _vision_model(config: VLMConfig, llm, encoder: ImageEncoder) -> VisionLangua
             task_type="CAUSAL_LM",
         )
         llm = get_peft_model(llm, lora)
-    return VisionLanguageModel(llm, projector)
+    return VisionLanguageModel(llm, projector, bf16)
 
 
 def load_projector(directory: Path, encoder: ImageEncoder) -> Projector:
