@@ -49,13 +49,17 @@ def name_patterns(entries: list[dict]) -> list[tuple[str, re.Pattern]]:
         names = {entry["name"]["en"], entry["name"]["bn"], *entry.get("aliases", [])}
         if entry.get("sanskrit"):
             names.add(entry["sanskrit"])
-        bn = entry["name"]["bn"].split(" (")[0]  # "নৌকাসন (বোট পোজ)" → also "নৌকাসন"
-        names.add(bn)
+        names.add(short_bengali_name(entry))
         for name in names:
             if len(name) >= 3:
                 pattern = re.compile(rf"(?<!\w){re.escape(name)}(?!\w)", re.IGNORECASE)
                 patterns.append((entry["id"], pattern))
     return patterns
+
+
+def short_bengali_name(entry: dict) -> str:
+    """The Bengali name without its gloss: "নৌকাসন (বোট পোজ)" → "নৌকাসন"."""
+    return entry["name"]["bn"].split(" (")[0]
 
 
 def named_exercise(text: str, patterns: list[tuple[str, re.Pattern]]) -> str | None:
@@ -129,8 +133,7 @@ class VisionEvaluation:
         return report
 
     def _spells_bengali_name(self, item: dict) -> bool:
-        bengali = self.entries[item["exercise_id"]]["name"]["bn"].split(" (")[0]
-        return bengali in item["vlm"]
+        return short_bengali_name(self.entries[item["exercise_id"]]) in item["vlm"]
 
     def _generate(self, prompts: list[tuple[list[dict], Image.Image | None]], tokens: int):
         greedy = SamplingParams(temperature=0.0, max_tokens=tokens)
