@@ -8,7 +8,7 @@ import shutil
 import pytest
 
 from omnicoach.errors import ModelFileError
-from omnicoach.evaluation.answer_scores import bleu, semantic_similarity
+from omnicoach.evaluation.answer_scores import bleu, semantic_similarity, step_recall
 from omnicoach.evaluation.fine_tune import (
     CONFIGS,
     FineTuneEvaluation,
@@ -92,6 +92,15 @@ def test_similarity_and_bleu_score_identical_answers_highest(embedder):
     assert all(o < s - 0.3 for o, s in zip(other, same, strict=True))
     assert bleu(reference, reference) == pytest.approx(100.0)
     assert bleu(["I like trains.", "আজ বৃষ্টি হবে।"], reference) < 10
+
+
+def test_step_recall_counts_steps_given_in_their_words_not_the_same_vocabulary():
+    steps = ["Sit with your knees bent and your feet flat on the floor.", "Lean back slightly."]
+    answer = "This is Boat Pose.\n1. Sit with knees bent and your feet flat on the floor.\n"
+    assert step_recall(answer, steps) == 0.5  # one word left out still counts
+    assert step_recall(answer + "- Lean back slightly.", steps) == 1.0
+    shuffled = "1. Your feet flat on the floor, bent knees, sit with your floor."
+    assert step_recall(shuffled, steps) == 0.0
 
 
 def test_items_are_last_answers_sampled_the_same_for_every_configuration():

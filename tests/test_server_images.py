@@ -11,6 +11,7 @@ from PIL import Image
 
 from omnicoach.data.exercise_images import TEST_SEEDS, render_exercise
 from omnicoach.images.decode import encode_png_data_url
+from omnicoach.knowledge.base import load_entries
 from tests.server_process import ServerProcess
 
 pytestmark = pytest.mark.slow
@@ -83,7 +84,11 @@ def test_an_unknown_file_id_is_a_404_and_assistants_cannot_send_images(server):
     assert response.json()["error"]["param"] == "messages[1].content[0]"
 
 
-def say(http, conversation: str, text: str, picture: Image.Image | None, max_tokens: int):
+def load_entries_by_id() -> dict:
+    return {entry["id"]: entry for entry in load_entries()}
+
+
+def say(http, conversation: str, text: str, picture: Image.Image | None, max_tokens: int, **extra):
     """A user turn in the stored conversation, with PICTURE when given; the response."""
     content = text
     if picture is not None:
@@ -94,6 +99,7 @@ def say(http, conversation: str, text: str, picture: Image.Image | None, max_tok
         "temperature": 0,
         "max_tokens": max_tokens,
         "messages": [{"role": "user", "content": content}],
+        **extra,
     }
     return http.post("/v1/chat/completions", json=body)
 
@@ -116,9 +122,14 @@ def test_a_picture_is_answered_by_the_vision_model_and_kept_with_the_conversatio
     stored = http.get(f"/v1/files/{file_id}/content")
     assert stored.headers["content-type"] == "image/png"
     assert Image.open(io.BytesIO(stored.content)).size == picture.size
-    follow_up = say(http, conversation, "How do I do it?", None, max_tokens=160).json()
+    # The model named it; the steps are the knowledge base's, with it as the source.
+    follow_up = say(http, conversation, "How do I do it?", None, max_tokens=400).json()
     assert follow_up["model"].endswith("-vision")
-    assert follow_up["choices"][0]["message"]["content"].strip()
+    steps = load_entries_by_id()["downward-facing-dog"]["steps"]["en"]
+    assert follow_up["choices"][0]["message"]["content"].startswith(f"1. {steps[0]}")
+    assert follow_up["sources"][0]["id"] == "kb:downward-facing-dog:en:steps"
+    stored = http.get(f"/conversations/{conversation}/messages").json()["data"]
+    assert stored[-1]["sources"] == follow_up["sources"]
 
     # A new picture is stored with its own message (it is the visual context from now on).
     other = render_exercise("tree-pose", TEST_SEEDS[5])
@@ -128,3 +139,16 @@ def test_a_picture_is_answered_by_the_vision_model_and_kept_with_the_conversatio
     messages = http.get(f"/conversations/{conversation}/messages").json()["data"]
     assert [len(m["images"]) for m in messages] == [1, 0, 0, 0, 1, 0]
     assert messages[4]["images"] != messages[0]["images"]
+
+
+def test_without_grounding_the_vision_model_answers_alone_and_max_tokens_holds(server):
+    http = httpx.Client(base_url=server.url, timeout=300)
+    picture = render_exercise("boat-pose", TEST_SEEDS[6])
+    conversation = http.post("/conversations", json={}).json()["id"]
+    question = "What is this exercise and how do I do it?"
+    alone = say(http, conversation, question, picture, max_tokens=24, rag=False).json()
+    assert "sources" not in alone and alone["choices"][0]["message"]["content"].strip()
+    grounded = say(http, conversation, question, picture, max_tokens=12).json()
+    assert grounded["choices"][0]["finish_reason"] == "length"
+    assert grounded["usage"]["completion_tokens"] == 12
+    assert grounded["choices"][0]["message"]["content"].startswith("This is Boat Pose")

@@ -240,8 +240,9 @@ def test_image_positions_read_their_embeddings_in_both_engines_and_cache_per_ima
 
 
 def test_the_evaluation_reads_which_exercise_an_answer_names():
-    from omnicoach.evaluation.vision import bengali_share, name_patterns, named_exercise
+    from omnicoach.evaluation.vision import bengali_share
     from omnicoach.knowledge.base import load_entries
+    from omnicoach.knowledge.names import name_patterns, named_exercise
 
     patterns = name_patterns(load_entries())
     assert named_exercise("This is Boat Pose (Paripurna Navasana).", patterns) == "boat-pose"
@@ -265,14 +266,18 @@ def test_the_evaluation_asks_the_shipped_model_about_held_out_pictures(
     exercises = ["boat-pose", "tree-pose", "barbell-back-squat"]
     write_dataset(tmp_path, 3, "train", exercises, progress=False)
     write_dataset(tmp_path, 2, "test", exercises, progress=False)
-    evaluation = VisionEvaluation(registry.vision(), embedder, tmp_path)
+    evaluation = VisionEvaluation(registry.picture_answers(), embedder, tmp_path)
     report = evaluation.run(per_exercise=2, how_per_exercise=1)
-    assert report["exercises"] == 3 and report["name_accuracy"]["all"]["n"] == 6
+    assert report["exercises"] == 3 and report["vlm"]["name_accuracy"]["all"]["n"] == 6
     assert {a["exercise_id"] for a in report["answers"]} == set(exercises)
     assert len(report["answers"]) == 6 and len(report["examples"]) == 3
     # The shipped model (reports/vlm: 94 % of 356 pictures) names most of these six.
-    assert report["name_accuracy"]["all"]["accuracy"] >= 0.5, report["answers"]
+    assert report["vlm"]["name_accuracy"]["all"]["accuracy"] >= 0.5, report["answers"]
+    # Served, a rightly named picture's answer gives every step of the knowledge base.
+    for example in report["examples"]:
+        if example["served"]["correct"]:
+            assert example["served"]["step_recall"] == 1.0, example
     write_report(report, tmp_path, tmp_path / "report")
     text = (tmp_path / "report" / "README.md").read_text()
-    assert "nearest neighbour" in text and "Side by side" in text
+    assert "nearest neighbour" in text and "Side by side" in text and "served" in text
     assert (tmp_path / "report" / "example-3.png").is_file()

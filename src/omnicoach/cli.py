@@ -431,6 +431,75 @@ def train_vlm_command(
         err.print(f"Wrote {ship}")
 
 
+@train_app.command("imagegen")
+def train_imagegen_command(
+    stage: Annotated[str, typer.Option(help='"autoencoder" first, then "unet".')],
+    out: Annotated[Path, typer.Option(help="Output: the model, checkpoint/, samples/, loss.")],
+    images: Annotated[
+        Path, typer.Option(help="Rendered images (data/exercise_images: train/ and test/).")
+    ] = Path("data/exercise-images"),
+    autoencoder: Annotated[
+        Path | None, typer.Option(help="Stage unet: the trained autoencoder (OUT/autoencoder).")
+    ] = None,
+    init: Annotated[
+        Path | None, typer.Option(help="Stage unet: go on from a shipped artifact.")
+    ] = None,
+    batch_size: Annotated[int, typer.Option(min=1)] = 32,
+    learning_rate: Annotated[
+        float | None, typer.Option(min=0, help="Default 5e-4 (autoencoder), 2e-4 (UNet).")
+    ] = None,
+    max_steps: Annotated[int, typer.Option(min=1, help="Stop at this step (all runs).")] = 1000,
+    max_minutes: Annotated[
+        float | None, typer.Option(min=0, help="Stop cleanly after this long; resume later.")
+    ] = None,
+    eval_every: Annotated[int, typer.Option(min=1)] = 250,
+    sample_every: Annotated[int, typer.Option(min=1)] = 500,
+    checkpoint_every: Annotated[int, typer.Option(min=1)] = 100,
+    precision: Annotated[
+        str | None, typer.Option(help='"bf16" or "no"; default: bf16 where the CPU has it.')
+    ] = None,
+    resume: Annotated[bool, typer.Option(help="Continue from OUT/checkpoint if present.")] = True,
+    ship: Annotated[
+        Path | None, typer.Option(help="Stage unet: also write artifacts/imagegen.")
+    ] = None,
+) -> None:
+    """Train the image generator from scratch: the autoencoder, then the latent UNet."""
+    from omnicoach.threads import apply_threads
+    from omnicoach.training.imagegen import ImageGenConfig, train_imagegen
+    from omnicoach.training.imagegen import ship as ship_imagegen
+    from omnicoach.training.sft import training_device
+
+    apply_threads(os.cpu_count() or 1)
+    config = ImageGenConfig(
+        stage=stage,
+        out=out,
+        images=images,
+        autoencoder=autoencoder,
+        init=init,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        max_steps=max_steps,
+        max_minutes=max_minutes,
+        eval_every=eval_every,
+        sample_every=sample_every,
+        checkpoint_every=checkpoint_every,
+        precision=precision,
+        resume=resume,
+    )
+    started = time.time()
+    summary = train_imagegen(config, log=err.print)
+    err.print(
+        f"{stage}: step {summary['steps']} of {max_steps}, validation loss "
+        f"{summary['last_validation_loss']:.4f}; output in {out}"
+    )
+    if ship:
+        if stage != "unet":
+            raise typer.BadParameter("--ship is for stage unet (it ships both models)")
+        command = "omnicoach " + " ".join(sys.argv[1:])
+        ship_imagegen(out, ship, command, started, device=training_device())
+        err.print(f"Wrote {ship}")
+
+
 @train_app.command("pretrain")
 def train_pretrain_command(
     out: Annotated[
@@ -549,13 +618,14 @@ def eval_vlm_command(
     seed: int = 0,
 ) -> None:
     """The vision-language model on held-out rendered images: exercise-name accuracy (English,
-    Bengali) against no-image and nearest-neighbour baselines, answer similarity."""
+    Bengali) against no-image and nearest-neighbour baselines, answer similarity and the share
+    of the steps given; alone and as served (the knowledge base's facts)."""
     from omnicoach.evaluation.vision import VisionEvaluation, markdown_report, write_report
     from omnicoach.threads import apply_threads
 
     settings, registry = _registry()
     apply_threads(os.cpu_count() or 1)
-    evaluation = VisionEvaluation(registry.vision(), registry.embedder(), images)
+    evaluation = VisionEvaluation(registry.picture_answers(), registry.embedder(), images)
     report = evaluation.run(per_exercise, how_per_exercise, seed)
     write_report(report, images, out)
     print(markdown_report(report))

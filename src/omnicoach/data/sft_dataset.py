@@ -27,7 +27,7 @@ from pathlib import Path
 
 from omnicoach.config import REPO
 from omnicoach.knowledge import grounding
-from omnicoach.knowledge.base import KB_DIR, load_entries
+from omnicoach.knowledge.base import KB_DIR, load_entries, load_vocabulary
 from omnicoach.knowledge.grounding import grounded_messages
 from omnicoach.models.registry import BASE_CHAT_MODEL
 
@@ -149,8 +149,7 @@ def _held_out(entry_id: str) -> bool:
 
 
 def build(kb_dir: Path = KB_DIR, seed: int = SEED) -> dict[str, list[dict]]:
-    vocabulary_file = Path(kb_dir, "vocabulary.json")
-    vocabulary = json.loads(vocabulary_file.read_text()) if vocabulary_file.is_file() else {}
+    vocabulary = load_vocabulary(kb_dir)
     rng = random.Random(seed)
     splits = {"train": [], "validation": [], "test_known": [], "test_unseen": []}
     for entry in load_entries(kb_dir):

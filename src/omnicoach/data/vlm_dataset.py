@@ -23,7 +23,7 @@ from pathlib import Path
 
 from omnicoach.data.sft_dataset import FOLLOW_UPS, answer
 from omnicoach.errors import InvalidRequestError
-from omnicoach.knowledge.base import KB_DIR, load_entries
+from omnicoach.knowledge.base import KB_DIR, load_entries, load_vocabulary
 from omnicoach.models.vision_language import IMAGE_MARKER
 
 SEED = 11
@@ -122,7 +122,7 @@ def instruct_conversation(entry: dict, lang: str, rng: random.Random, vocabulary
 def build(split_dir: Path, kb_dir: Path = KB_DIR, seed: int = SEED) -> tuple[Path, Path]:
     """Write captions.json and instruct.json for the images of SPLIT_DIR."""
     entries = {e["id"]: e for e in load_entries(kb_dir)}
-    vocabulary = json.loads((kb_dir / "vocabulary.json").read_text())
+    vocabulary = load_vocabulary(kb_dir)
     lines = (split_dir / "metadata.jsonl").read_text().splitlines()
     metadata = [json.loads(line) for line in lines if line]
     rng = random.Random(f"{seed}-{split_dir.name}")

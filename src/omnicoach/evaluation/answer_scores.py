@@ -1,4 +1,5 @@
-"""Scores of generated answers against reference answers: semantic similarity and BLEU.
+"""Scores of generated answers against reference answers: semantic similarity, BLEU, and the
+share of a reference's steps an answer gives.
 
 Semantic similarity is the cosine of MiniLM sentence embeddings (the bundled
 all-MiniLM-L6-v2). MiniLM's vocabulary is English: Bengali script becomes unknown tokens, so
@@ -7,6 +8,9 @@ then compares transliterated words, which is coarser than for English; compare B
 figures with each other, not with English ones. BLEU is sacrebleu's corpus BLEU with its
 default 13a tokenisation (words split at spaces and punctuation, which suits both scripts).
 """
+
+import re
+from difflib import SequenceMatcher
 
 import numpy as np
 
@@ -33,3 +37,23 @@ def bleu(predictions: list[str], references: list[str]) -> float:
     import sacrebleu
 
     return sacrebleu.corpus_bleu(predictions, [references]).score
+
+
+# A reference step counts as given when one line of the answer has at least this share of
+# its words in order (difflib's ratio over word lists): a step copied with a word or two
+# changed passes, the same vocabulary in another order ("bend your knees… push your hips")
+# does not — where MiniLM's cosine would still score ~0.9.
+STEP_MATCH = 0.8
+
+
+def step_recall(answer: str, steps: list[str]) -> float:
+    """The share of STEPS the answer gives (see STEP_MATCH); each line of the answer, with
+    any "1." or "-" in front, is compared with each step."""
+    lines = [re.sub(r"^\s*(\d+[.)]|[-*•])\s*", "", line) for line in answer.splitlines()]
+    lines = [line.lower().split() for line in lines if line.strip()]
+
+    def given(step: str) -> bool:
+        words = step.lower().split()
+        return any(SequenceMatcher(None, words, line).ratio() >= STEP_MATCH for line in lines)
+
+    return sum(given(step) for step in steps) / len(steps) if steps else 0.0

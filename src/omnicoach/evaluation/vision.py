@@ -12,8 +12,13 @@ model and engine the server uses (registry.vision()), greedy:
   the LLM path adds over a plain classifier;
 - Bengali: the question asked in Bengali — accuracy on the Bengali name, and the share of
   answers written in Bengali script;
-- semantic similarity (MiniLM; evaluation/answer_scores.py) of "what is this exercise and how
-  do I do it?" answers to the knowledge base's reference answer (the name and the steps).
+- "what is this exercise and how do I do it?": the right name, semantic similarity (MiniLM;
+  evaluation/answer_scores.py) to the knowledge base's name and steps, and — stricter — the
+  share of the knowledge base's steps the answer gives (step_recall).
+
+Every measure is taken twice: the vision model alone (its own answer), and served as the
+server answers with grounding on (knowledge/picture_answers.py: the model names the exercise,
+the knowledge base gives the facts; the model's own answer where that path gives none).
 
 Writes results.json, README.md (tables and 3 side-by-side examples) and the examples' images
 to the output directory.
@@ -30,8 +35,9 @@ from PIL import Image
 
 from omnicoach.data.sft_dataset import answer as kb_answer
 from omnicoach.data.vlm_dataset import IDENTIFY, IDENTIFY_AND_HOW, THIS_IS, full_name
-from omnicoach.evaluation.answer_scores import semantic_similarity
-from omnicoach.knowledge.base import KB_DIR, load_entries
+from omnicoach.evaluation.answer_scores import semantic_similarity, step_recall
+from omnicoach.knowledge.base import KB_DIR, load_entries, load_vocabulary
+from omnicoach.knowledge.names import name_patterns, named_exercise, short_bengali_name
 from omnicoach.models.image_encoder import feature_cache
 from omnicoach.models.sampling import SamplingParams
 from omnicoach.models.vision_language import IMAGE_MARKER
@@ -42,46 +48,19 @@ BENGALI = re.compile(r"[\u0980-\u09FF]")
 LETTERS = re.compile(r"[^\W\d_]")
 
 
-def name_patterns(entries: list[dict]) -> list[tuple[str, re.Pattern]]:
-    """(exercise id, pattern) for every way the knowledge base names an exercise."""
-    patterns = []
-    for entry in entries:
-        names = {entry["name"]["en"], entry["name"]["bn"], *entry.get("aliases", [])}
-        if entry.get("sanskrit"):
-            names.add(entry["sanskrit"])
-        names.add(short_bengali_name(entry))
-        for name in names:
-            if len(name) >= 3:
-                pattern = re.compile(rf"(?<!\w){re.escape(name)}(?!\w)", re.IGNORECASE)
-                patterns.append((entry["id"], pattern))
-    return patterns
-
-
-def short_bengali_name(entry: dict) -> str:
-    """The Bengali name without its gloss: "নৌকাসন (বোট পোজ)" → "নৌকাসন"."""
-    return entry["name"]["bn"].split(" (")[0]
-
-
-def named_exercise(text: str, patterns: list[tuple[str, re.Pattern]]) -> str | None:
-    """The exercise the answer names first (the longest name wins at the same place)."""
-    best = None
-    for exercise, pattern in patterns:
-        match = pattern.search(text)
-        if match and (best is None or (match.start(), -len(match[0])) < best[0]):
-            best = ((match.start(), -len(match[0])), exercise)
-    return best[1] if best else None
-
-
 def bengali_share(text: str) -> float:
     letters = LETTERS.findall(text)
     return sum(bool(BENGALI.match(c)) for c in letters) / len(letters) if letters else 0.0
 
 
 class VisionEvaluation:
-    def __init__(self, vision, embedder, images: Path, kb_dir: Path = KB_DIR):
-        self.vision, self.embedder, self.images = vision, embedder, Path(images)
+    def __init__(self, answers, embedder, images: Path, kb_dir: Path = KB_DIR):
+        """ANSWERS: the server's PictureAnswers (registry.picture_answers()), whose vision
+        model is the one evaluated."""
+        self.answers, self.vision = answers, answers.vision
+        self.embedder, self.images = embedder, Path(images)
         self.entries = {e["id"]: e for e in load_entries(kb_dir)}
-        self.vocabulary = json.loads((kb_dir / "vocabulary.json").read_text())
+        self.vocabulary = load_vocabulary(kb_dir)
         self.patterns = name_patterns(list(self.entries.values()))
 
     def _metadata(self, split: str) -> list[dict]:
@@ -109,31 +88,31 @@ class VisionEvaluation:
             "image_tokens": self.vision.image_tokens,
             "encoder": self.vision.encoder.name,
             "seed": seed,
-            "name_accuracy": _accuracy(items, "vlm"),
             "no_image_accuracy": _accuracy(items, "no_image"),
             "nearest_neighbour_accuracy": self._nearest_neighbour(items),
-            "how_similarity": _mean([h["similarity"] for h in how]),
-            "how_name_accuracy": _mean([h["correct"] for h in how]),
-            "bengali_script_share": _mean(
-                [bengali_share(i["vlm"]) > 0.5 for i in items if i["lang"] == "bn"]
-            ),
-            # Stricter: the answer also spells the knowledge base's Bengali name (answers give
-            # the English name first, then the Bengali one: data/vlm_dataset.full_name).
-            "bengali_name_accuracy": _mean(
-                [self._spells_bengali_name(i) for i in items if i["lang"] == "bn"]
-            ),
             "confusions": _confusions(items),
             "examples": how[:3],
             "answers": [
                 {k: i[k] for k in ("file_name", "exercise_id", "lang", "question", "vlm")}
-                | {"named": i["vlm_named"]}
+                | {"named": i["vlm_named"], "served": i["served"]}
                 for i in items
             ],
         }
+        bengali = [i for i in items if i["lang"] == "bn"]
+        for way in ("vlm", "served"):
+            report[way] = {
+                "name_accuracy": _accuracy(items, way),
+                "bengali_script_share": _mean([bengali_share(i[way]) > 0.5 for i in bengali]),
+                # Stricter: the answer also spells the knowledge base's Bengali name (answers
+                # give the English name first, then the Bengali one: vlm_dataset.full_name).
+                "bengali_name_accuracy": _mean(
+                    [short_bengali_name(self.entries[i["exercise_id"]]) in i[way] for i in bengali]
+                ),
+                "how_name_accuracy": _mean([h[way]["correct"] for h in how]),
+                "how_similarity": _mean([h[way]["similarity"] for h in how]),
+                "how_step_recall": _mean([h[way]["step_recall"] for h in how]),
+            }
         return report
-
-    def _spells_bengali_name(self, item: dict) -> bool:
-        return short_bengali_name(self.entries[item["exercise_id"]]) in item["vlm"]
 
     def _generate(self, prompts: list[tuple[list[dict], Image.Image | None]], tokens: int):
         greedy = SamplingParams(temperature=0.0, max_tokens=tokens)
@@ -148,6 +127,18 @@ class VisionEvaluation:
         with ThreadPoolExecutor(max_workers=8) as pool:
             return list(pool.map(one, prompts))
 
+    def _serve(self, prompts: list[tuple[list[dict], Image.Image]], own: list[str]) -> list[str]:
+        """The answers the server gives with grounding on: the knowledge base's where it
+        answers, else the model's OWN answer to the same prompt."""
+
+        def one(prompt):
+            answer = self.answers.answer(*prompt)
+            return answer.text if answer is not None else None
+
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            served = list(pool.map(one, prompts))
+        return [s if s is not None else o for s, o in zip(served, own, strict=True)]
+
     def _image(self, meta: dict) -> Image.Image:
         return Image.open(self.images / "test" / meta["file_name"]).convert("RGB")
 
@@ -158,9 +149,11 @@ class VisionEvaluation:
             for i in items
         ]
         texts = self._generate(prompts, NAME_TOKENS)
-        for item, text in zip(items, texts, strict=True):
-            item["vlm"] = text
+        served = self._serve(prompts, texts)
+        for item, text, answer in zip(items, texts, served, strict=True):
+            item["vlm"], item["served"] = text, answer
             item["vlm_named"] = named_exercise(text, self.patterns)
+            item["served_named"] = named_exercise(answer, self.patterns)
 
     def _ask_without_image(self, items: list[dict]) -> None:
         prompts = [([{"role": "user", "content": i["question"]}], None) for i in items]
@@ -175,27 +168,33 @@ class VisionEvaluation:
             ([{"role": "user", "content": f"{IMAGE_MARKER}\n{question}"}], self._image(i))
             for i in items
         ]
-        texts = self._generate(prompts, HOW_TOKENS)
+        answers = {"vlm": self._generate(prompts, HOW_TOKENS)}
+        answers["served"] = self._serve(prompts, answers["vlm"])
         references = []
         for item in items:
             entry = self.entries[item["exercise_id"]]
             steps = kb_answer(entry, "how", "en", self.vocabulary)
             references.append(THIS_IS["en"].format(name=full_name(entry, "en")) + "\n" + steps)
-        similarity = semantic_similarity(self.embedder, texts, references)
-        return [
+        results = [
             {
                 "image": item["file_name"],
                 "exercise_id": item["exercise_id"],
                 "question": question,
-                "answer": text,
                 "reference": reference,
-                "similarity": round(score, 4),
-                "correct": named_exercise(text, self.patterns) == item["exercise_id"],
             }
-            for item, text, reference, score in zip(
-                items, texts, references, similarity, strict=True
-            )
+            for item, reference in zip(items, references, strict=True)
         ]
+        for way, texts in answers.items():
+            similarity = semantic_similarity(self.embedder, texts, references)
+            for result, text, score in zip(results, texts, similarity, strict=True):
+                entry = self.entries[result["exercise_id"]]
+                result[way] = {
+                    "answer": text,
+                    "similarity": round(score, 4),
+                    "step_recall": round(step_recall(text, entry["steps"]["en"]), 4),
+                    "correct": named_exercise(text, self.patterns) == result["exercise_id"],
+                }
+        return results
 
     def _nearest_neighbour(self, items: list[dict]) -> float:
         """1-NN (cosine, grid-averaged features) from every train image to the test items."""
@@ -242,58 +241,72 @@ def _mean(values) -> float | None:
 
 
 def markdown_report(report: dict) -> str:
-    name, none = report["name_accuracy"], report["no_image_accuracy"]
+    vlm, served, none = report["vlm"], report["served"], report["no_image_accuracy"]
+
+    def cell(accuracy: dict, lang: str) -> str:
+        return f"{accuracy[lang]['accuracy']:.1%}" if lang in accuracy else "—"
+
+    def row(what: str, key: str, percent: bool = True) -> str:
+        shown = [vlm[key], served[key]]
+        text = [("—" if v is None else f"{v:.1%}" if percent else f"{v:.3f}") for v in shown]
+        return f"| {what} | {text[0]} | {text[1]} |"
+
+    n = vlm["name_accuracy"]
     lines = [
         "# Vision-language model: held-out rendered images",
         "",
         f"Model `{report['model']}`, {report['image_tokens']} image tokens "
         f"({report['encoder']}); {report['exercises']} exercises × {report['per_exercise']} "
         f"test images (seeds never used in training), greedy, seed {report['seed']}. "
-        "Regenerate: `omnicoach eval vlm`.",
+        "Regenerate: `omnicoach eval vlm`. *Served*: as the server answers with grounding on — "
+        "the model names the exercise, the knowledge base gives the facts "
+        "(knowledge/picture_answers.py).",
         "",
-        "| | exercise-name accuracy | n |",
+        "| | VLM alone | served |",
         "|---|---|---|",
-        f"| VLM, English question | {name['en']['accuracy']:.1%} | {name['en']['n']} |",
     ]
-    if "bn" in name:
-        lines.append(
-            f"| VLM, Bengali question | {name['bn']['accuracy']:.1%} | {name['bn']['n']} |"
-        )
+    for lang, what in (("en", "English"), ("bn", "Bengali"), ("all", "all")):
+        if lang in n:
+            lines.append(
+                f"| exercise-name accuracy, {what} questions (n {n[lang]['n']}) | "
+                f"{cell(n, lang)} | {cell(served['name_accuracy'], lang)} |"
+            )
     lines += [
-        f"| VLM, all | {name['all']['accuracy']:.1%} | {name['all']['n']} |",
-        f"| baseline: no image (words only) | {none['all']['accuracy']:.1%} | {none['all']['n']} |",
-        f"| baseline: nearest neighbour on the same features | "
-        f"{report['nearest_neighbour_accuracy']:.1%} | {name['all']['n']} |",
+        row("Bengali questions answered mostly in Bengali script", "bengali_script_share"),
+        row("Bengali questions: the answer spells the Bengali name", "bengali_name_accuracy"),
+        row('"…and how do I do it?": right name', "how_name_accuracy"),
+        row('"…and how do I do it?": similarity to KB name + steps', "how_similarity", False),
+        row('"…and how do I do it?": share of the KB\'s steps given', "how_step_recall"),
         "",
-        f"Bengali questions answered in Bengali script: {report['bengali_script_share']:.1%}; "
-        f"the answer spells the exercise's Bengali name: {report['bengali_name_accuracy']:.1%} "
-        "(Bengali answers give the English name first, then the Bengali one).",
-        f'"What is this exercise and how do I do it?": semantic similarity to the knowledge '
-        f"base's name + steps {report['how_similarity']:.3f}, right name in "
-        f"{report['how_name_accuracy']:.1%} of answers.",
+        f"Baselines on the same pictures: no image (words only) {cell(none, 'all')}; "
+        f"nearest neighbour on the same features {report['nearest_neighbour_accuracy']:.1%}.",
+        "A step counts as given when one answer line has ≥ 80 % of its words in order "
+        "(evaluation/answer_scores.step_recall).",
         "",
-        "Most frequent confusions:",
+        "Most frequent confusions (VLM alone):",
         "",
     ]
     lines += [f"- {c['true']} → {c['answered']} ({c['count']})" for c in report["confusions"]]
     lines += ["", "## Side by side", ""]
     for i, example in enumerate(report["examples"], 1):
         lines += [
-            f"### {i}. `{example['exercise_id']}` (similarity {example['similarity']:.3f})",
+            f"### {i}. `{example['exercise_id']}`",
             "",
             f"![{example['exercise_id']}](example-{i}.png)",
             "",
             f"**Question:** {example['question']}",
             "",
-            "**Model:**",
-            "",
-            "> " + example["answer"].replace("\n", "\n> "),
-            "",
-            "**Knowledge base:**",
-            "",
-            "> " + example["reference"].replace("\n", "\n> "),
-            "",
         ]
+        for way, title in (("vlm", "VLM alone"), ("served", "Served")):
+            answer = example[way]
+            lines += [
+                f"**{title}** (similarity {answer['similarity']:.3f}, "
+                f"steps given {answer['step_recall']:.0%}):",
+                "",
+                "> " + answer["answer"].replace("\n", "\n> "),
+                "",
+            ]
+        lines += ["**Knowledge base:**", "", "> " + example["reference"].replace("\n", "\n> "), ""]
     return "\n".join(lines)
 
 

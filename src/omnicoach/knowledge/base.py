@@ -93,9 +93,14 @@ def passages(entry: dict, lang: str, vocabulary: dict) -> list[Passage]:
     return result
 
 
-def knowledge_passages(directory: Path = KB_DIR) -> list[Passage]:
+def load_vocabulary(directory: Path = KB_DIR) -> dict:
+    """The Bengali names of muscles and the like (vocabulary.json); empty when there is none."""
     vocabulary_file = Path(directory, "vocabulary.json")
-    vocabulary = json.loads(vocabulary_file.read_text()) if vocabulary_file.is_file() else {}
+    return json.loads(vocabulary_file.read_text()) if vocabulary_file.is_file() else {}
+
+
+def knowledge_passages(directory: Path = KB_DIR) -> list[Passage]:
+    vocabulary = load_vocabulary(directory)
     return [
         p
         for entry in load_entries(directory)

@@ -101,6 +101,7 @@ class ModelRegistry:
         self._router = None
         self._knowledge = None
         self._vision = None
+        self._picture_answers = None
 
     def specs(self, role: str | None = None) -> list[ModelSpec]:
         return [s for s in self._specs.values() if role is None or s.role == role]
@@ -172,6 +173,20 @@ class ModelRegistry:
             if self._vision is None:
                 self._vision = self._load_vision()
             return self._vision
+
+    def picture_answers(self):
+        """Answers about a picture from the knowledge base, the exercise named by the vision
+        model (knowledge/picture_answers.py)."""
+        vision, embedder, knowledge = self.vision(), self.embedder(), self.knowledge()
+        with self._lock:
+            if self._picture_answers is None:
+                from omnicoach.knowledge.base import KB_DIR, load_entries, load_vocabulary
+                from omnicoach.knowledge.picture_answers import PictureAnswers
+
+                self._picture_answers = PictureAnswers(
+                    vision, embedder, load_entries(), knowledge.passages, load_vocabulary(KB_DIR)
+                )
+            return self._picture_answers
 
     def _load_vision(self):
         from omnicoach.models.adapters import merge_lora

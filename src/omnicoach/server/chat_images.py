@@ -9,6 +9,11 @@ them in view it named the earlier picture's exercise again (measured: a tree pos
 alone, was called "Downward-Facing Dog" after a talk about downward dog). A picture in a stored
 conversation is kept as a PNG file (purpose "vision") whose id the message records, so a
 later turn ("how do I do it?") still sees it and the page can show it again.
+
+With grounding on (the `rag` setting or request field), the vision model only names the
+exercise and the answer's facts come from its knowledge-base entry, with the entry's passage
+as the source (knowledge/picture_answers.py); `"rag": false`, a picture of no known exercise,
+or a question the knowledge base does not answer get the vision model's own answer.
 """
 
 import io
@@ -19,7 +24,9 @@ from starlette.concurrency import run_in_threadpool
 from omnicoach.errors import NotFoundError
 from omnicoach.images.decode import load_image
 from omnicoach.images.parts import image_from_part
+from omnicoach.knowledge.grounding import source_list
 from omnicoach.models.vision_language import IMAGE_MARKER
+from omnicoach.server.chat_routing import FixedReply
 from omnicoach.server.errors import APIError
 
 IMAGE_PART_TYPES = ("image_url", "image_file")
@@ -100,3 +107,31 @@ def _stored_image(request, user: str, file_id: str) -> Image.Image | None:
         return load_image(state.files.path(stored).read_bytes())
     except (NotFoundError, FileNotFoundError):
         return None
+
+
+async def picture_answer(
+    request, messages: list[dict], picture: Image.Image, max_tokens: int
+) -> tuple[FixedReply, list[dict]] | None:
+    """(the knowledge base's answer, its sources) to the question about PICTURE, or None when
+    the vision model has to answer on its own. Naming the exercise is a (short) generation, so
+    it takes a place in the runner like any other. The answer keeps to MAX_TOKENS, as a
+    generated one does (finish_reason "length" when cut)."""
+    registry, runner = request.app.state.registry, request.app.state.runner
+    answers = await run_in_threadpool(registry.picture_answers)
+    await runner.admit()
+    try:
+        answer = await run_in_threadpool(answers.answer, messages, picture)
+    finally:
+        runner.release()
+    if answer is None:
+        return None
+    tokenizer = answers.vision.llm.tokenizer
+    ids = tokenizer(answer.text, add_special_tokens=False)["input_ids"]
+    cut = len(ids) > max_tokens
+    reply = FixedReply(
+        tokenizer.decode(ids[:max_tokens]) if cut else answer.text,
+        finish_reason="length" if cut else "stop",
+        prompt_tokens=sum(answers.vision.llm.count_tokens(m["content"]) for m in messages),
+        completion_tokens=min(len(ids), max_tokens),
+    )
+    return reply, source_list(answer.sources)

@@ -17,6 +17,7 @@ from omnicoach.server.chat_audio import transcribe_audio_parts
 from omnicoach.server.chat_grounding import ground, wants_grounding
 from omnicoach.server.chat_images import (
     IMAGE_PART_TYPES,
+    picture_answer,
     store_pictures,
     take_pictures,
     visual_context,
@@ -83,11 +84,20 @@ async def chat_completions(body: ChatCompletionRequest, request: Request, user: 
     if picture is not None:
         vision = await run_in_threadpool(request.app.state.registry.vision)
         model = vision.name
-        try:
-            generation = await run_in_threadpool(vision.stream, messages, picture, params)
-        except OmnicoachError as exc:
-            raise from_domain_error(exc, param="messages") from exc
-        deltas = await _start(request, generation, conversation)
+        answered = None
+        if wants_grounding(body, request.app.state.settings):
+            answered = await picture_answer(request, messages, picture, params.max_tokens)
+        if answered is not None:  # the exercise named by the model, the facts from the KB
+            generation, sources = answered
+            if conversation is not None:
+                await run_in_threadpool(conversation.save_question)
+            deltas = generation.deltas()
+        else:
+            try:
+                generation = await run_in_threadpool(vision.stream, messages, picture, params)
+            except OmnicoachError as exc:
+                raise from_domain_error(exc, param="messages") from exc
+            deltas = await _start(request, generation, conversation)
     elif generation is not None:
         model = ROUTER_NAME
         if conversation is not None:

@@ -170,7 +170,7 @@ def train_sft(config: SFTConfig, on_step: Callable | None = None, log=print) -> 
     state = {"step": 0, "best": math.inf, "stale": 0, "history": []}
     checkpoint = out / CHECKPOINT
     if config.resume and (checkpoint / "progress.json").is_file():
-        state = _load_checkpoint(accelerator, model, optimizer, schedule, checkpoint)
+        state = load_trainable(accelerator, model, optimizer, schedule, checkpoint)
         say(f"resumed from step {state['step']} (best validation loss {state['best']:.4f})")
 
     per_epoch = len(loader)
@@ -347,7 +347,7 @@ def save_trainable(accelerator, model, optimizer, schedule, checkpoint: Path, st
     save_checkpoint(accelerator, optimizer, schedule, checkpoint, state, write_weights)
 
 
-def _load_checkpoint(accelerator, model, optimizer, schedule, checkpoint: Path) -> dict:
+def load_trainable(accelerator, model, optimizer, schedule, checkpoint: Path) -> dict:
     """Every process loads the same state (the optimiser casts its moments back to fp32)."""
     from safetensors.torch import load_file
 
@@ -364,7 +364,9 @@ def _load_checkpoint(accelerator, model, optimizer, schedule, checkpoint: Path) 
     return load_training_state(optimizer, schedule, checkpoint)
 
 
-def write_curve(out: Path, history: list[dict]) -> None:
+def write_curve(
+    out: Path, history: list[dict], ylabel: str = "loss (nats per answer token)"
+) -> None:
     with open(out / "loss.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, ["step", "train_loss", "validation_loss"])
         writer.writeheader()
@@ -384,7 +386,7 @@ def write_curve(out: Path, history: list[dict]) -> None:
         label="validation",
     )
     ax.set_xlabel("step")
-    ax.set_ylabel("loss (nats per answer token)")
+    ax.set_ylabel(ylabel)
     ax.legend()
     fig.tight_layout()
     fig.savefig(out / "loss.png", dpi=100)
