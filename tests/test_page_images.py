@@ -1,6 +1,7 @@
 """Images on the chat page, in Debian's Chromium against a real server that requires a key:
 attach (file picker, paste, drag and drop), the thumbnail and its remove button, non-image
-files refused inline, the content parts sent, and stored images fetched with the page's key.
+files refused inline, the content parts sent, stored images fetched with the page's key, and a
+held-out exercise picture answered with its name, steps and source.
 
 Every test fails on a console error, an uncaught exception, a dialog or a request leaving
 the server (tests.browser.PageWatch). Screenshots land in test-artifacts/page/.
@@ -15,6 +16,8 @@ import pytest
 from PIL import Image, ImageDraw
 from playwright.sync_api import Page, expect, sync_playwright
 
+from omnicoach.data.exercise_images import TEST_SEEDS, render_exercise
+from omnicoach.knowledge.base import load_entries
 from tests.browser import launch, page_opener, screenshot
 from tests.server_process import ServerProcess
 
@@ -263,6 +266,29 @@ def test_send_text_and_image_as_content_parts(open_page):
         page.locator("#send").click()
     parts = alone.value.post_data_json["messages"][-1]["content"]
     assert [part["type"] for part in parts] == ["image_url"]
+
+
+def load_entries_by_id() -> dict:
+    return {entry["id"]: entry for entry in load_entries()}
+
+
+def test_a_picture_of_an_exercise_gets_its_name_steps_and_source(open_page):
+    """The issue's "done when": attach a held-out picture, ask what it is and how to do it."""
+    page, _ = open_page(settings={"maxTokens": 400})
+    pose = io.BytesIO()
+    render_exercise("warrior-ii", TEST_SEEDS[7]).save(pose, "PNG")
+    page.set_input_files("#image-file", file_payload("pose.png", "image/png", pose.getvalue()))
+    attached_url(page)
+    page.locator("#composer-input").fill("What is this exercise and how do I do it?")
+    page.keyboard.press("Enter")
+    answer = page.locator(".message.assistant").last
+    expect(answer.locator(".markdown")).to_contain_text("This is Warrior II", timeout=60_000)
+    first_step = load_entries_by_id()["warrior-ii"]["steps"]["en"][0]
+    expect(answer.locator(".markdown")).to_contain_text(first_step)
+    expect(answer.locator(".sources")).to_contain_text(
+        "Warrior II (Virabhadrasana II) — How to do it"
+    )
+    screenshot(page, "picture-answered")
 
 
 def test_stored_images_are_fetched_with_the_key_and_revoked_on_leaving(open_page, http):
