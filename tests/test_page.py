@@ -32,7 +32,10 @@ def servers(tmp_path_factory):
     open_dir = tmp_path_factory.mktemp("open")
     keyed_dir = tmp_path_factory.mktemp("keyed")
     started = {
-        "open": ServerProcess(open_dir / "server.log", data_dir=open_dir),
+        # No image generator: a picture request is answered that drawing is not installed.
+        "open": ServerProcess(
+            open_dir / "server.log", data_dir=open_dir, image_model=open_dir / "none"
+        ),
         "keyed": ServerProcess(keyed_dir / "server.log", data_dir=keyed_dir, api_keys=API_KEY),
     }
     try:

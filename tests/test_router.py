@@ -116,7 +116,9 @@ def test_a_tiny_retrain_learns_and_writes_a_loadable_artifact(tmp_path):
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    with ServerProcess(tmp_path_factory.mktemp("router") / "server.log") as process:
+    directory = tmp_path_factory.mktemp("router")
+    # No image generator installed here: a picture request is answered that drawing is not.
+    with ServerProcess(directory / "server.log", image_model=directory / "none") as process:
         yield process
 
 
@@ -157,6 +159,10 @@ def test_chat_routes_a_picture_request_and_stores_the_plain_reply(server):
     stored = httpx.get(f"{server.url}/conversations/{conversation['id']}/messages").json()["data"]
     assert [m["role"] for m in stored] == ["user", "assistant"]
     assert stored[1]["content"] == body["choices"][0]["message"]["content"]
+    # Asked directly, the missing generator is an error that says how to build one.
+    drawn = httpx.post(f"{server.url}/generate", json={"prompt": "tree pose"}, timeout=60)
+    assert drawn.status_code == 500
+    assert "omnicoach train imagegen" in drawn.json()["error"]["message"]
 
 
 def test_chat_answers_a_question_with_the_model(server):

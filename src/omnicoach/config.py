@@ -64,6 +64,12 @@ class Settings(BaseSettings):
     # The vision-language model (artifacts/vlm: projector + LoRA over the chat model) that
     # answers messages with a picture; a directory written by `omnicoach train vlm --ship`.
     vision_model: Path | None = None
+    # The image generator (POST /generate, /v1/images/generations, and chat messages the router
+    # labels as picture requests): default artifacts/imagegen, trained here; or any diffusers
+    # pipeline directory (Stable Diffusion 1.5 / SDXL / FLUX layout, with model_index.json).
+    image_model: Path | None = None
+    # Sampler steps (DPM-Solver++) when a request names none.
+    image_steps: int = Field(default=20, ge=1, le=100)
     # Images in chat messages: refused above this many pixels (a decompression bomb guard).
     max_image_pixels: int = Field(default=40_000_000, ge=1)
     # A message is an image request only when the router gives it at least this probability.
@@ -171,6 +177,11 @@ class Settings(BaseSettings):
     def vision_dir(self) -> Path:
         """The vision-language model's trained artifact."""
         return self.vision_model or REPO / "artifacts" / "vlm"
+
+    @property
+    def image_generator_dir(self) -> Path:
+        """The image generator: a configured diffusers directory, or the trained artifact."""
+        return self.image_model or REPO / "artifacts" / "imagegen"
 
     @classmethod
     def settings_customise_sources(

@@ -52,6 +52,20 @@ class ImageEncoder:
             out.append(self._encode_batch(batch))
         return torch.cat(out) if out else torch.zeros(0, self.tokens, self.feature_dim)
 
+    @torch.inference_mode()
+    def pooled(self, pixels: torch.Tensor) -> torch.Tensor:
+        """[N, feature_dim] pooled features of square uint8 images [N, 3, H, W] of any size
+        (a generator's 64×64 output, or renders scaled the same way): resized to the encoder's
+        224×224 as `encode` resizes a picture. EfficientNet-Lite0 only."""
+        if self._processor is not None:
+            raise NotImplementedError("pooled features from tensors need EfficientNet-Lite0")
+        out = []
+        for batch in pixels.split(self.batch_size):
+            batch = F.interpolate(batch.float() / 255, size=IMAGE_SIZE, mode="bicubic")
+            maps = self._model.extract_features((batch.clamp(0, 1) - MEAN) / STD)
+            out.append(maps.mean((2, 3)))
+        return torch.cat(out) if out else torch.zeros(0, self.feature_dim)
+
     def _encode_batch(self, images: list[Image.Image]) -> torch.Tensor:
         if self._processor is None:
             pixels = torch.stack([_to_tensor(square(image, IMAGE_SIZE)) for image in images])

@@ -15,11 +15,15 @@ the autoencoder and the UNet in fp16 with the scheduler's config; MiniLM is the 
 not copied.
 """
 
+import random
+import re
+import threading
 from pathlib import Path
 
 import torch
+from PIL import Image
 
-from omnicoach.errors import ModelFileError
+from omnicoach.errors import InvalidRequestError, ModelFileError
 
 SIZE = 64  # pixels a side
 TEXT_TOKENS = 32  # MiniLM tokens the UNet attends to: a prompt is cut to this
@@ -149,3 +153,96 @@ def unet_scheduler(directory: Path) -> dict:
     import json
 
     return json.loads((Path(directory) / "scheduler" / "scheduler_config.json").read_text())
+
+
+MAX_IMAGES = 4  # per request: each costs seconds of CPU
+MAX_STEPS = 100
+MAX_SIDE = 1024
+
+
+class ImageGenerator:
+    """What the server draws with: the artifact trained here, or a diffusers directory
+    (OMNICOACH_IMAGE_MODEL). One drawing at a time: a pipeline's scheduler holds per-call
+    state, and two would only share the same cores."""
+
+    def __init__(self, pipeline, name: str, native_size: int, upscales: bool):
+        self.pipeline, self.name, self.native_size = pipeline, name, native_size
+        # Our generator draws 64×64; a larger requested size is that drawing scaled up. A real
+        # pipeline draws at the requested size itself.
+        self.upscales = upscales
+        self._lock = threading.Lock()
+
+    def check_size(self, size: str | None) -> tuple[int, int]:
+        """(width, height) of SIZE ("WxH"; default the native size); InvalidRequestError
+        when it is malformed or not one this model draws."""
+        if size is None:
+            return self.native_size, self.native_size
+        match = re.fullmatch(r"(\d+)x(\d+)", size.strip())
+        if not match:
+            raise InvalidRequestError(f'size must look like "256x256", got {size!r}')
+        width, height = int(match[1]), int(match[2])
+        if self.upscales and (width != height or width % self.native_size or width > MAX_SIDE):
+            raise InvalidRequestError(
+                f"size must be square, a multiple of {self.native_size} and at most {MAX_SIDE} "
+                f'(e.g. "{self.native_size * 4}x{self.native_size * 4}"): {self.name} draws '
+                f"{self.native_size}×{self.native_size} pictures and scales them up; got {size}"
+            )
+        if not self.upscales and (width % 8 or height % 8 or max(width, height) > MAX_SIDE):
+            raise InvalidRequestError(
+                f"size must be multiples of 8, at most {MAX_SIDE} a side; got {size}"
+            )
+        return width, height
+
+    def generate(
+        self,
+        prompt: str,
+        negative_prompt: str | None = None,
+        steps: int = 20,
+        guidance: float = 4.0,
+        seed: int | None = None,
+        n: int = 1,
+        size: str | None = None,
+    ) -> tuple[list, int]:
+        """(PIL images, the seed used): image i is drawn from seed + i, so any one of them can
+        be drawn again alone."""
+        if not prompt.strip():
+            raise InvalidRequestError("prompt is empty: say what to draw")
+        if not 1 <= n <= MAX_IMAGES:
+            raise InvalidRequestError(f"n must be 1–{MAX_IMAGES}, got {n}")
+        if not 1 <= steps <= MAX_STEPS:
+            raise InvalidRequestError(f"steps must be 1–{MAX_STEPS}, got {steps}")
+        if not 0 <= guidance <= 30:
+            raise InvalidRequestError(f"guidance must be 0–30, got {guidance}")
+        width, height = self.check_size(size)
+        seed = random.randrange(2**31) if seed is None else seed
+        draw = (self.native_size, self.native_size) if self.upscales else (width, height)
+        with self._lock, torch.inference_mode():
+            images = self.pipeline(
+                [prompt] * n,
+                negative_prompt=[negative_prompt] * n if negative_prompt else None,
+                num_inference_steps=steps,
+                guidance_scale=guidance,
+                width=draw[0],
+                height=draw[1],
+                generator=[torch.Generator().manual_seed(seed + i) for i in range(n)],
+            ).images
+        if (width, height) != draw:
+            images = [image.resize((width, height), Image.Resampling.LANCZOS) for image in images]
+        return images, seed
+
+
+def load_image_generator(directory: Path, name: str = "omnicoach-imagegen") -> ImageGenerator:
+    """The generator in DIRECTORY: this project's artifact (manifest.json, autoencoder/,
+    unet/), or any diffusers pipeline directory (model_index.json: Stable Diffusion 1.5,
+    SDXL, FLUX…), loaded with DiffusionPipeline.from_pretrained."""
+    directory = Path(directory)
+    if (directory / "model_index.json").is_file():
+        from diffusers import DiffusionPipeline
+
+        pipeline = DiffusionPipeline.from_pretrained(directory, torch_dtype=torch.float32)
+        pipeline.set_progress_bar_config(disable=True)
+        sample = getattr(getattr(pipeline, "unet", None), "config", None)
+        scale = getattr(pipeline, "vae_scale_factor", 8)
+        native = sample.sample_size * scale if sample is not None else 512
+        return ImageGenerator(pipeline, directory.name, native, upscales=False)
+    return ImageGenerator(load_generator(directory), name, SIZE, upscales=True)

@@ -102,6 +102,7 @@ class ModelRegistry:
         self._knowledge = None
         self._vision = None
         self._picture_answers = None
+        self._image_generator = None
 
     def specs(self, role: str | None = None) -> list[ModelSpec]:
         return [s for s in self._specs.values() if role is None or s.role == role]
@@ -187,6 +188,16 @@ class ModelRegistry:
                     vision, embedder, load_entries(), knowledge.passages, load_vocabulary(KB_DIR)
                 )
             return self._picture_answers
+
+    def image_generator(self):
+        """The image generator (models/image_generator.py); ModelFileError naming the command
+        that trains it when there is none."""
+        with self._lock:
+            if self._image_generator is None:
+                from omnicoach.models.image_generator import load_image_generator
+
+                self._image_generator = load_image_generator(self.settings.image_generator_dir)
+            return self._image_generator
 
     def _load_vision(self):
         from omnicoach.models.adapters import merge_lora

@@ -17,6 +17,7 @@ from omnicoach.server import (
     routes_classify,
     routes_conversations,
     routes_files,
+    routes_images,
     routes_jobs,
     routes_openai,
     routes_web,
@@ -75,6 +76,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(routes_classify.router, dependencies=authenticated)
     app.include_router(routes_conversations.router, dependencies=authenticated)
     app.include_router(routes_files.router, dependencies=authenticated)
+    app.include_router(routes_images.router, dependencies=authenticated)
     app.include_router(routes_jobs.router, dependencies=authenticated)
     routes_web.mount_web(app)  # the chat page: no key needed; its API calls carry one
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)

@@ -1,8 +1,9 @@
 """Chat messages that ask for a picture go to the image generator, the rest to the chat model.
 
-The prompt router (models/prompt_router.py) classifies the last user message. Until an image
-generator is installed, a picture request is answered plainly that drawing is not available
-yet, instead of letting the chat model pretend it drew something.
+The prompt router (models/prompt_router.py) classifies the last user message. A picture
+request is drawn (routes_images.draw, the message as the prompt) and answered with the picture
+kept with the answer; where no image generator is installed, it is answered plainly that
+drawing is not available, instead of letting the chat model pretend it drew something.
 """
 
 from collections.abc import AsyncIterator
@@ -10,6 +11,7 @@ from dataclasses import dataclass
 
 from starlette.concurrency import run_in_threadpool
 
+from omnicoach.errors import ModelFileError
 from omnicoach.models.prompt_router import IMAGE, Route
 from omnicoach.server.routes_classify import MAX_PROMPT_CHARS
 
@@ -45,8 +47,19 @@ async def route_chat(request, messages: list[dict]) -> Route | None:
     return await run_in_threadpool(prompt_router.classify, last["content"][:MAX_PROMPT_CHARS])
 
 
-def reply_without_model(route: Route | None) -> FixedReply | None:
-    """The reply for a route the chat model must not answer, if any."""
-    if route is not None and route.label == IMAGE:
-        return FixedReply(IMAGE_GENERATION_MISSING)
-    return None
+async def routed_reply(request, user: str, route: Route | None, prompt: str):
+    """(reply, model name, ids of the pictures it carries) for a route the chat model must not
+    answer; None for the chat model's routes."""
+    if route is None or route.label != IMAGE:
+        return None
+    from omnicoach.server.routes_images import draw
+
+    try:
+        generator = await run_in_threadpool(request.app.state.registry.image_generator)
+    except ModelFileError:
+        return FixedReply(IMAGE_GENERATION_MISSING), ROUTER_NAME, []
+    # Our generator draws 64×64: the chat shows it four times larger.
+    size = f"{4 * generator.native_size}x{4 * generator.native_size}"
+    drawn = await draw(request, user, prompt=prompt, size=size if generator.upscales else None)
+    reply = FixedReply(f"Here is a picture for “{prompt.strip()}” (seed {drawn['seed']}).")
+    return reply, drawn["model"], [image["file_id"] for image in drawn["images"]]

@@ -57,8 +57,11 @@ class StoredConversation:
                 self.db, self.user, self.id, turn["role"], turn["content"], images=images
             )
 
-    async def recorded(self, deltas: AsyncIterator[str], model: str, sources: list[dict]):
-        """Pass the deltas through, and store the answer once they end, however they end."""
+    async def recorded(
+        self, deltas: AsyncIterator[str], model: str, sources: list[dict], images=None
+    ):
+        """Pass the deltas through, and store the answer once they end, however they end,
+        with IMAGES (ids of stored files, e.g. a drawing) when given."""
         parts: list[str] = []
         finished = False
         try:
@@ -68,9 +71,9 @@ class StoredConversation:
             finished = True
         finally:
             status = "complete" if finished else "incomplete"
-            self._save_answer("".join(parts), status, model, sources)
+            self._save_answer("".join(parts), status, model, sources, images)
 
-    def _save_answer(self, text: str, status: str, model: str, sources: list[dict]) -> None:
+    def _save_answer(self, text, status: str, model: str, sources: list[dict], images) -> None:
         try:
             conversations.append(
                 self.db,
@@ -81,6 +84,7 @@ class StoredConversation:
                 status=status,
                 model=model,
                 sources=sources,
+                images=images or None,
             )
         except Exception:  # e.g. deleted meanwhile; the client has its answer already
             log.exception("could not store the answer in conversation %s", self.id)

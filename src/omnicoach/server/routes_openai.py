@@ -22,7 +22,7 @@ from omnicoach.server.chat_images import (
     take_pictures,
     visual_context,
 )
-from omnicoach.server.chat_routing import ROUTER_NAME, reply_without_model, route_chat
+from omnicoach.server.chat_routing import route_chat, routed_reply
 from omnicoach.server.conversation_turns import StoredConversation
 from omnicoach.server.errors import APIError, error_body, from_domain_error
 from omnicoach.server.openai_schemas import ChatCompletionRequest, ChatMessage, EmbeddingRequest
@@ -79,8 +79,9 @@ async def chat_completions(body: ChatCompletionRequest, request: Request, user: 
     # A message with a picture is a question about it: not routed, answered by the vision
     # model (retrieval would search the words alone: "how do I do this?" finds nothing useful).
     route = None if picture is not None else await route_chat(request, messages)
-    generation = reply_without_model(route)  # e.g. a picture request, with no image generator
-    sources = []
+    # A picture request is drawn (or answered that drawing is not installed).
+    routed = await routed_reply(request, user, route, messages[-1]["content"] if route else "")
+    sources, images = [], []
     if picture is not None:
         vision = await run_in_threadpool(request.app.state.registry.vision)
         model = vision.name
@@ -98,8 +99,8 @@ async def chat_completions(body: ChatCompletionRequest, request: Request, user: 
             except OmnicoachError as exc:
                 raise from_domain_error(exc, param="messages") from exc
             deltas = await _start(request, generation, conversation)
-    elif generation is not None:
-        model = ROUTER_NAME
+    elif routed is not None:
+        generation, model, images = routed
         if conversation is not None:
             await run_in_threadpool(conversation.save_question)
         deltas = generation.deltas()
@@ -114,7 +115,7 @@ async def chat_completions(body: ChatCompletionRequest, request: Request, user: 
             raise from_domain_error(exc, param="messages") from exc
         deltas = await _start(request, generation, conversation)
     if conversation is not None:
-        deltas = conversation.recorded(deltas, model, sources)
+        deltas = conversation.recorded(deltas, model, sources, images)
     completion_id = f"chatcmpl-{uuid.uuid4().hex}"
     created = int(time.time())
     # Extensions: answers in a conversation name it; a routed message says where it went.
@@ -123,6 +124,9 @@ async def chat_completions(body: ChatCompletionRequest, request: Request, user: 
         extra["route"] = {"label": route.label, "confidence": round(route.confidence, 4)}
     if sources:  # what the answer's [1], [2]… refer to
         extra["sources"] = sources
+    if images:  # the pictures drawn for it, as stored files
+        base = f"{request.base_url}v1/files"
+        extra["images"] = [{"file_id": i, "url": f"{base}/{i}/content"} for i in images]
     if warnings:  # Extension: a doubtful transcript, a link that could not be read.
         extra["warnings"] = warnings
     if body.stream:

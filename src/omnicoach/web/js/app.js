@@ -846,9 +846,11 @@ function assistantNode(message, isLastStored) {
 
 /** A reply the prompt router gave instead of the chat model (e.g. a picture request) says so. */
 function routeNote(message) {
+  const drawn = Array.isArray(message.images) && message.images.length > 0;
   const picture =
     (message.route && message.route.label === "image_generation") ||
-    message.model === ROUTER_MODEL;
+    message.model === ROUTER_MODEL ||
+    drawn; // a stored answer with pictures: the image generator drew them
   if (!picture) return null;
   const sure = message.route ? ` (${Math.round(message.route.confidence * 100)} % sure)` : "";
   return el("p", { class: "route-note" }, `Picture request, recognised by the router${sure}`);

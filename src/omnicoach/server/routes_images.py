@@ -1,0 +1,134 @@
+"""Drawing: POST /generate (omnicoach's own, every sampler setting) and POST
+/v1/images/generations (OpenAI's). Both draw with registry.image_generator() — the generator
+trained here (artifacts/imagegen) or a configured diffusers directory — one drawing at a
+time, in a place in the generation runner like a chat answer. Every image is kept as a PNG
+file of the caller's (purpose "image_generation"), so a `url` answer can point at it.
+"""
+
+import base64
+import io
+import time
+from typing import Literal
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
+
+from omnicoach.errors import OmnicoachError
+from omnicoach.server.auth import CurrentUser
+from omnicoach.server.errors import from_domain_error
+from omnicoach.server.routes_classify import checked_prompt
+
+router = APIRouter(tags=["images"])
+PURPOSE = "image_generation"
+
+
+class GenerateRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    prompt: str = Field(description="What to draw.")
+    negative_prompt: str | None = Field(None, description="What the picture should not show.")
+    steps: int | None = Field(None, description="Sampler steps; default the server's (20).")
+    guidance: float = Field(4.0, description="Classifier-free guidance scale (0 = none).")
+    seed: int | None = Field(None, ge=0, description="Same seed, same picture; default random.")
+    size: str | None = Field(None, description='"WxH"; default the model\'s own size.')
+    n: int = Field(1, description="How many pictures (seeds seed, seed+1, …).")
+
+
+class OpenAIImageRequest(BaseModel):
+    """OpenAI's images.generate body. quality, style and user are accepted and ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    prompt: str
+    model: str | None = None
+    n: int = 1
+    size: str | None = None
+    response_format: Literal["url", "b64_json"] = "url"
+    quality: str | None = None
+    style: str | None = None
+    user: str | None = None
+
+
+async def draw(request: Request, user: str, param_prefix: str = "", **settings) -> dict:
+    """Draw as SETTINGS say (ImageGenerator.generate's arguments); the stored pictures and how
+    they were drawn. A bad setting is a 400 naming it; no generator is a 500 naming the
+    command that trains one."""
+    state = request.app.state
+    checked_prompt(settings["prompt"])
+    try:
+        generator = await run_in_threadpool(state.registry.image_generator)
+    except OmnicoachError as exc:
+        raise from_domain_error(exc) from exc
+    if settings.get("steps") is None:
+        settings["steps"] = state.settings.image_steps
+    await state.runner.admit()
+    started = time.time()
+    try:
+        images, seed = await run_in_threadpool(generator.generate, **settings)
+    except OmnicoachError as exc:
+        raise from_domain_error(exc, param=_param_of(exc, param_prefix)) from exc
+    finally:
+        state.runner.release()
+    seconds = time.time() - started
+    stored = []
+    for image in images:
+        data = io.BytesIO()
+        image.save(data, format="PNG")
+        png = data.getvalue()
+        file = await run_in_threadpool(
+            state.files.save, state.db, user, io.BytesIO(png), "drawing.png", PURPOSE
+        )
+        stored.append(
+            {
+                "file_id": file.id,
+                "url": f"{request.base_url}v1/files/{file.id}/content",
+                "png": png,
+                "size": f"{image.width}x{image.height}",
+            }
+        )
+    drawn = {"model": generator.name, "seed": seed, "steps": settings["steps"]}
+    return drawn | {"seconds": seconds, "images": stored}
+
+
+def _param_of(exc: OmnicoachError, prefix: str) -> str | None:
+    """The request field a generator error is about (its message starts with the name)."""
+    first = str(exc).split(" ", 1)[0]
+    known = {"prompt", "n", "steps", "guidance", "size"}
+    return f"{prefix}{first}" if first in known else None
+
+
+@router.post("/generate")
+async def generate(body: GenerateRequest, request: Request, user: CurrentUser) -> dict:
+    """Draw PROMPT: PNG pictures (base64) with their stored file ids and the settings used."""
+    drawn = await draw(request, user, **body.model_dump())
+    return {
+        "model": drawn["model"],
+        "prompt": body.prompt,
+        "seed": drawn["seed"],
+        "steps": drawn["steps"],
+        "guidance": body.guidance,
+        "seconds": round(drawn["seconds"], 3),
+        "images": [
+            {
+                "file_id": image["file_id"],
+                "url": image["url"],
+                "size": image["size"],
+                "b64_png": base64.b64encode(image["png"]).decode(),
+            }
+            for image in drawn["images"]
+        ],
+    }
+
+
+@router.post("/v1/images/generations")
+async def images_generations(body: OpenAIImageRequest, request: Request, user: CurrentUser) -> dict:
+    """OpenAI's image generation: `url` (the stored file's content, which needs the caller's
+    key while auth is on) or `b64_json`."""
+    drawn = await draw(request, user, prompt=body.prompt, n=body.n, size=body.size)
+    key = "url" if body.response_format == "url" else "b64_json"
+    data = [
+        {key: image["url"] if key == "url" else base64.b64encode(image["png"]).decode()}
+        for image in drawn["images"]
+    ]
+    return {"created": int(time.time()), "data": data}
