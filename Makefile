@@ -13,7 +13,7 @@ STAMP := $(VENV)/.installed-$(DEPS_HASH)
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: setup run chat test lint format bench router clean
+.PHONY: setup run chat test lint format bench router images alignment imagegen clean
 
 setup: $(STAMP)
 
@@ -52,6 +52,20 @@ bench: setup
 # Trained artifacts (artifacts/*/manifest.json records each one's command): rebuild from scratch.
 router: setup
 	$(VENV)/bin/omnicoach train router
+
+# The rendered exercise figures the image models train on (not in git; ~5 minutes).
+images: setup
+	$(PY) -m omnicoach.data.exercise_images --out data/exercise-images --per-exercise 100 --split train
+	$(PY) -m omnicoach.data.exercise_images --out data/exercise-images --per-exercise 20 --split test
+
+alignment: images
+	$(VENV)/bin/omnicoach train alignment
+
+# Hours on a CPU: each stage checkpoints; run again to go on (README, Drawing).
+imagegen: images
+	$(VENV)/bin/omnicoach train imagegen --stage autoencoder --out var/train/imagegen-ae --max-steps 800
+	$(VENV)/bin/omnicoach train imagegen --stage unet --autoencoder var/train/imagegen-ae/autoencoder \
+		--out var/train/imagegen --max-steps 100000 --max-minutes 70 --ship artifacts/imagegen
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache

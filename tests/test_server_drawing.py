@@ -9,7 +9,12 @@ The trained generator's quality is measured by `omnicoach eval imagegen` (report
 
 import base64
 import io
+import json
 import re
+import subprocess
+import sys
+import time
+import zipfile
 
 import httpx
 import openai
@@ -19,6 +24,7 @@ from PIL import Image
 from playwright.sync_api import expect, sync_playwright
 
 from tests.browser import launch, page_opener, screenshot
+from tests.conftest import REPO, subprocess_env
 from tests.server_process import ServerProcess
 
 pytestmark = pytest.mark.slow
@@ -82,11 +88,31 @@ def tiny_pipeline(directory):
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def settings(tmp_path_factory):
     model = tiny_pipeline(tmp_path_factory.mktemp("tiny-sd"))
-    log = tmp_path_factory.mktemp("drawing") / "server.log"
-    with ServerProcess(log, image_model=model, image_steps=2) as process:
+    return {"data_dir": tmp_path_factory.mktemp("drawing"), "image_model": model, "image_steps": 2}
+
+
+@pytest.fixture(scope="module")
+def server(settings):
+    with ServerProcess(settings["data_dir"] / "server.log", **settings) as process:
         yield process
+
+
+@pytest.fixture(scope="module")
+def worker(server, settings):
+    """A real `omnicoach worker` for the LoRA jobs; started once the server has migrated."""
+    with open(settings["data_dir"] / "worker.log", "w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "omnicoach.cli", "worker"],
+            env=subprocess_env(**settings),
+            cwd=REPO,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        yield process
+        process.terminate()
+        process.wait(15)
 
 
 def png(b64: str) -> Image.Image:
@@ -182,3 +208,73 @@ def test_the_page_shows_the_drawn_picture_under_the_answer(server, request):
             expect(picture).to_have_attribute("src", re.compile(r"^blob:"))
             screenshot(page, "drawn-in-chat")
         browser.close()
+
+
+def zipped(entries: dict[str, bytes]) -> bytes:
+    data = io.BytesIO()
+    with zipfile.ZipFile(data, "w") as archive:
+        for name, content in entries.items():
+            archive.writestr(name, content)
+    return data.getvalue()
+
+
+def picture_bytes(colour: str) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (40, 40), colour).save(out, "PNG")
+    return out.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("entries", "words"),
+    [
+        ({"notes.txt": b"hello"}, "the ZIP holds no images"),
+        (
+            {
+                "a.png": picture_bytes("red"),
+                "metadata.jsonl": b'{"file_name": "a.png", "caption": "a red square"}\n',
+            },
+            '"caption"',
+        ),
+        ({"../escape.png": picture_bytes("red")}, ".."),
+        ({"broken.png": b"not a picture at all"}, "broken.png"),
+    ],
+)
+def test_a_bad_training_zip_is_a_400_listing_its_problems(server, entries, words):
+    files = {"file": ("pictures.zip", zipped(entries), "application/zip")}
+    response = httpx.post(f"{server.url}/train", files=files, data={"trigger": "zqx"}, timeout=60)
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["code"] == "invalid_zip" and error["param"] == "file"
+    assert any(words in problem for problem in error["problems"]), error
+
+
+def test_a_zip_trains_a_lora_that_its_trigger_word_calls_up(server, worker):
+    http = httpx.Client(base_url=server.url, timeout=120)
+    prompt = {"prompt": "a zqxstyle square", "seed": 3}
+    before = http.post("/generate", json=prompt).json()
+    assert before["lora"] is None
+    pictures = {f"{i}.png": picture_bytes(c) for i, c in enumerate(["red", "orange"] * 3)}
+    form = {"trigger": "zqxstyle", "steps": "40", "learning_rate": "0.002"}
+    files = {"file": ("squares.zip", zipped(pictures), "application/zip")}
+    created = http.post("/train", files=files, data=form)
+    assert created.status_code == 201, created.text
+    job = created.json()
+    assert job["kind"] == "train_image_lora"
+    assert job["dataset"] == {"layout": "images_only", "pictures": 6}
+    deadline = time.monotonic() + 300
+    while (job := http.get(f"/jobs/{job['id']}").json())["status"] not in ("succeeded", "failed"):
+        assert time.monotonic() < deadline, job
+        time.sleep(1)
+    assert job["status"] == "succeeded", job
+    assert {"lora.json", "sample-000000.png", "sample-000040.png"} <= set(job["artifacts"])
+    assert len(job["metrics"]["loss"]) == 40
+    described = json.loads(http.get(f"/jobs/{job['id']}/artifacts/lora.json").content)
+    assert described["trigger"] == "zqxstyle" and described["pictures"] == 6
+
+    after = http.post("/generate", json=prompt).json()  # the trigger word calls it up
+    assert after["lora"] == "zqxstyle"
+    assert after["images"][0]["b64_png"] != before["images"][0]["b64_png"]
+    plain = http.post("/generate", json={"prompt": "a square", "seed": 3}).json()
+    assert plain["lora"] is None
+    named = http.post("/generate", json={"prompt": "a square", "lora": "nope"})
+    assert named.status_code == 400 and named.json()["error"]["param"] == "lora"

@@ -179,6 +179,11 @@ class Settings(BaseSettings):
         return self.vision_model or REPO / "artifacts" / "vlm"
 
     @property
+    def lora_dir(self) -> Path:
+        """Where the image generator's LoRAs (trained by POST /train) are kept."""
+        return self.data_dir / "loras"
+
+    @property
     def image_generator_dir(self) -> Path:
         """The image generator: a configured diffusers directory, or the trained artifact."""
         return self.image_model or REPO / "artifacts" / "imagegen"

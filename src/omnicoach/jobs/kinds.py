@@ -11,7 +11,14 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from omnicoach.jobs import perplexity_job, pretrain_job, router_job, sft_job, vlm_job
+from omnicoach.jobs import (
+    image_lora_job,
+    perplexity_job,
+    pretrain_job,
+    router_job,
+    sft_job,
+    vlm_job,
+)
 from omnicoach.jobs.context import JobContext, Submission
 
 
@@ -67,6 +74,14 @@ KINDS: dict[str, JobKind] = {
             "then projector + LoRA) on rendered exercise images.",
             params=vlm_job.VLMParams,
             run=vlm_job.run,
+        ),
+        JobKind(
+            name="train_image_lora",
+            description="A LoRA for the image generator from an uploaded ZIP of pictures, "
+            "called up by its trigger word (POST /train).",
+            params=image_lora_job.ImageLoraParams,
+            run=image_lora_job.run,
+            prepare=image_lora_job.prepare,
         ),
     )
 }

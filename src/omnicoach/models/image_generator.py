@@ -15,6 +15,7 @@ the autoencoder and the UNet in fp16 with the scheduler's config; MiniLM is the 
 not copied.
 """
 
+import json
 import random
 import re
 import threading
@@ -165,12 +166,52 @@ class ImageGenerator:
     (OMNICOACH_IMAGE_MODEL). One drawing at a time: a pipeline's scheduler holds per-call
     state, and two would only share the same cores."""
 
-    def __init__(self, pipeline, name: str, native_size: int, upscales: bool):
+    def __init__(
+        self, pipeline, name: str, native_size: int, upscales: bool, lora_dir: Path | None = None
+    ):
         self.pipeline, self.name, self.native_size = pipeline, name, native_size
         # Our generator draws 64×64; a larger requested size is that drawing scaled up. A real
         # pipeline draws at the requested size itself.
         self.upscales = upscales
+        # LoRAs trained by POST /train land in LORA_DIR/<name>/ (lora.json says the trigger).
+        self.lora_dir = lora_dir
+        self._loaded_loras: set[str] = set()
         self._lock = threading.Lock()
+
+    def loras(self) -> dict[str, dict]:
+        """The LoRAs trained for this generator, by name (lora.json of each)."""
+        found = {}
+        for described in sorted(self.lora_dir.glob("*/lora.json")) if self.lora_dir else []:
+            lora = json.loads(described.read_text())
+            if lora.get("base") == self.name:  # one trained on another model does not fit
+                found[lora["name"]] = lora | {"path": str(described.parent)}
+        return found
+
+    def _choose_lora(self, prompt: str, name: str | None) -> dict | None:
+        """The LoRA NAME, else the one whose trigger word the prompt says; None for none."""
+        loras = self.loras()
+        if name is not None:
+            if name not in loras:
+                known = ", ".join(loras) or "none yet (train one with POST /train)"
+                raise InvalidRequestError(f"lora {name!r} is not one of this model's: {known}")
+            return loras[name]
+        said = prompt.lower()
+        for lora in loras.values():
+            if re.search(rf"(?<!\w){re.escape(lora['trigger'].lower())}(?!\w)", said):
+                return lora
+        return None
+
+    def _use(self, lora: dict | None) -> None:
+        """Turn LORA on in the pipeline (loading it the first time), or every LoRA off."""
+        if lora is None:
+            if self._loaded_loras:
+                self.pipeline.disable_lora()
+            return
+        if lora["name"] not in self._loaded_loras:
+            self.pipeline.load_lora_weights(lora["path"], adapter_name=lora["name"])
+            self._loaded_loras.add(lora["name"])
+        self.pipeline.enable_lora()
+        self.pipeline.set_adapters([lora["name"]])
 
     def check_size(self, size: str | None) -> tuple[int, int]:
         """(width, height) of SIZE ("WxH"; default the native size); InvalidRequestError
@@ -202,9 +243,11 @@ class ImageGenerator:
         seed: int | None = None,
         n: int = 1,
         size: str | None = None,
-    ) -> tuple[list, int]:
-        """(PIL images, the seed used): image i is drawn from seed + i, so any one of them can
-        be drawn again alone."""
+        lora: str | None = None,
+    ) -> tuple[list, int, str | None]:
+        """(PIL images, the seed used, the LoRA used): image i is drawn from seed + i, so any
+        one of them can be drawn again alone. LORA names one (else a prompt that says a
+        LoRA's trigger word calls it up)."""
         if not prompt.strip():
             raise InvalidRequestError("prompt is empty: say what to draw")
         if not 1 <= n <= MAX_IMAGES:
@@ -217,6 +260,8 @@ class ImageGenerator:
         seed = random.randrange(2**31) if seed is None else seed
         draw = (self.native_size, self.native_size) if self.upscales else (width, height)
         with self._lock, torch.inference_mode():
+            chosen = self._choose_lora(prompt, lora)
+            self._use(chosen)
             images = self.pipeline(
                 [prompt] * n,
                 negative_prompt=[negative_prompt] * n if negative_prompt else None,
@@ -228,10 +273,12 @@ class ImageGenerator:
             ).images
         if (width, height) != draw:
             images = [image.resize((width, height), Image.Resampling.LANCZOS) for image in images]
-        return images, seed
+        return images, seed, chosen["name"] if chosen else None
 
 
-def load_image_generator(directory: Path, name: str = "omnicoach-imagegen") -> ImageGenerator:
+def load_image_generator(
+    directory: Path, name: str = "omnicoach-imagegen", lora_dir: Path | None = None
+) -> ImageGenerator:
     """The generator in DIRECTORY: this project's artifact (manifest.json, autoencoder/,
     unet/), or any diffusers pipeline directory (model_index.json: Stable Diffusion 1.5,
     SDXL, FLUX…), loaded with DiffusionPipeline.from_pretrained."""
@@ -244,5 +291,5 @@ def load_image_generator(directory: Path, name: str = "omnicoach-imagegen") -> I
         sample = getattr(getattr(pipeline, "unet", None), "config", None)
         scale = getattr(pipeline, "vae_scale_factor", 8)
         native = sample.sample_size * scale if sample is not None else 512
-        return ImageGenerator(pipeline, directory.name, native, upscales=False)
-    return ImageGenerator(load_generator(directory), name, SIZE, upscales=True)
+        return ImageGenerator(pipeline, directory.name, native, upscales=False, lora_dir=lora_dir)
+    return ImageGenerator(load_generator(directory), name, SIZE, upscales=True, lora_dir=lora_dir)

@@ -196,7 +196,9 @@ class ModelRegistry:
             if self._image_generator is None:
                 from omnicoach.models.image_generator import load_image_generator
 
-                self._image_generator = load_image_generator(self.settings.image_generator_dir)
+                self._image_generator = load_image_generator(
+                    self.settings.image_generator_dir, lora_dir=self.settings.lora_dir
+                )
             return self._image_generator
 
     def _load_vision(self):

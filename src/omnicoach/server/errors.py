@@ -28,10 +28,12 @@ class APIError(Exception):
         param: str | None = None,
         code: str | None = None,
         headers: dict[str, str] | None = None,
+        problems: list[str] | None = None,
     ):
         super().__init__(message)
         self.status, self.message, self.type = status, message, type
         self.param, self.code, self.headers = param, code, headers
+        self.problems = problems  # extension: every problem, when there are several
 
 
 class ServerBusy(APIError):
@@ -50,8 +52,11 @@ def error_body(message: str, type: str, param: str | None = None, code: str | No
 
 
 def error_response(error: APIError) -> JSONResponse:
+    body = error_body(error.message, error.type, error.param, error.code)
+    if error.problems:
+        body["error"]["problems"] = error.problems
     return JSONResponse(
-        error_body(error.message, error.type, error.param, error.code),
+        body,
         status_code=error.status,
         headers=error.headers,
     )

@@ -1,5 +1,7 @@
-"""Drawing: POST /generate (omnicoach's own, every sampler setting) and POST
-/v1/images/generations (OpenAI's). Both draw with registry.image_generator() — the generator
+"""Drawing: POST /generate (omnicoach's own, every sampler setting), POST
+/v1/images/generations (OpenAI's), and POST /train (a ZIP of pictures → a LoRA job).
+
+The first two draw with registry.image_generator() — the generator
 trained here (artifacts/imagegen) or a configured diffusers directory — one drawing at a
 time, in a place in the generation runner like a chat answer. Every image is kept as a PNG
 file of the caller's (purpose "image_generation"), so a `url` answer can point at it.
@@ -8,15 +10,16 @@ file of the caller's (purpose "image_generation"), so a `url` answer can point a
 import base64
 import io
 import time
-from typing import Literal
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, File, Form, Request, UploadFile
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from omnicoach.errors import OmnicoachError
+from omnicoach.images.zip_dataset import ZipDatasetError, read_training_zip
 from omnicoach.server.auth import CurrentUser
-from omnicoach.server.errors import from_domain_error
+from omnicoach.server.errors import APIError, from_domain_error
 from omnicoach.server.routes_classify import checked_prompt
 
 router = APIRouter(tags=["images"])
@@ -33,6 +36,9 @@ class GenerateRequest(BaseModel):
     seed: int | None = Field(None, ge=0, description="Same seed, same picture; default random.")
     size: str | None = Field(None, description='"WxH"; default the model\'s own size.')
     n: int = Field(1, description="How many pictures (seeds seed, seed+1, …).")
+    lora: str | None = Field(
+        None, description="A LoRA by name; default: the one whose trigger word the prompt says."
+    )
 
 
 class OpenAIImageRequest(BaseModel):
@@ -65,7 +71,7 @@ async def draw(request: Request, user: str, param_prefix: str = "", **settings) 
     await state.runner.admit()
     started = time.time()
     try:
-        images, seed = await run_in_threadpool(generator.generate, **settings)
+        images, seed, lora = await run_in_threadpool(generator.generate, **settings)
     except OmnicoachError as exc:
         raise from_domain_error(exc, param=_param_of(exc, param_prefix)) from exc
     finally:
@@ -87,14 +93,14 @@ async def draw(request: Request, user: str, param_prefix: str = "", **settings) 
                 "size": f"{image.width}x{image.height}",
             }
         )
-    drawn = {"model": generator.name, "seed": seed, "steps": settings["steps"]}
+    drawn = {"model": generator.name, "seed": seed, "steps": settings["steps"], "lora": lora}
     return drawn | {"seconds": seconds, "images": stored}
 
 
 def _param_of(exc: OmnicoachError, prefix: str) -> str | None:
     """The request field a generator error is about (its message starts with the name)."""
     first = str(exc).split(" ", 1)[0]
-    known = {"prompt", "n", "steps", "guidance", "size"}
+    known = {"prompt", "n", "steps", "guidance", "size", "lora"}
     return f"{prefix}{first}" if first in known else None
 
 
@@ -108,6 +114,7 @@ async def generate(body: GenerateRequest, request: Request, user: CurrentUser) -
         "seed": drawn["seed"],
         "steps": drawn["steps"],
         "guidance": body.guidance,
+        "lora": drawn["lora"],
         "seconds": round(drawn["seconds"], 3),
         "images": [
             {
@@ -132,3 +139,41 @@ async def images_generations(body: OpenAIImageRequest, request: Request, user: C
         for image in drawn["images"]
     ]
     return {"created": int(time.time()), "data": data}
+
+
+@router.post("/train", status_code=201)
+async def train(
+    request: Request,
+    user: CurrentUser,
+    file: Annotated[UploadFile, File(description="A ZIP of pictures, with or without captions.")],
+    trigger: Annotated[str, Form(description="The word that will call the LoRA up.")],
+    caption_template: Annotated[
+        str | None, Form(description='Captions for a ZIP without any: "a photo of {trigger}".')
+    ] = None,
+    name: Annotated[str | None, Form(description="The LoRA's name; default the trigger.")] = None,
+    steps: Annotated[int, Form(description="Training steps.")] = 300,
+    learning_rate: Annotated[float, Form(description="The LoRA's learning rate.")] = 1e-4,
+) -> dict:
+    """Check the ZIP now — a 400 lists every problem (no images, an unreadable image, a
+    missing caption, a wrong metadata column, unsafe paths, a zip bomb…) — then keep it and
+    start the "train_image_lora" job that trains a LoRA on the generator; follow it under
+    /jobs/{id}. When it ends, prompts that say TRIGGER are drawn with it."""
+    from omnicoach.server.routes_jobs import job_object, submit
+
+    data = await file.read()
+    try:
+        layout, examples = await run_in_threadpool(
+            read_training_zip, data, trigger, caption_template
+        )
+    except ZipDatasetError as exc:
+        raise APIError(400, str(exc), param="file", code=exc.code, problems=exc.problems) from exc
+    state = request.app.state
+    stored = await run_in_threadpool(
+        state.files.save, state.db, user, io.BytesIO(data), file.filename or "pictures.zip",
+        "image_training",
+    )  # fmt: skip
+    params = {"file_id": stored.id, "trigger": trigger, "steps": steps}
+    params["learning_rate"] = learning_rate
+    params |= {k: v for k, v in {"caption_template": caption_template, "name": name}.items() if v}
+    job = await run_in_threadpool(submit, request, user, "train_image_lora", params)
+    return job_object(job) | {"dataset": {"layout": layout, "pictures": len(examples)}}

@@ -71,18 +71,23 @@ def metric_object(point: JobMetric) -> dict:
 @router.post("", status_code=201)
 def create_job(body: JobCreate, request: Request, user: CurrentUser) -> dict:
     """Validate the params, store the job, queue it; it starts when a worker is free."""
-    kind = KINDS.get(body.kind)
+    return job_object(submit(request, user, body.kind, body.params))
+
+
+def submit(request: Request, user: str, kind_name: str, given: dict[str, Any]) -> Job:
+    """Check PARAMS for the kind KIND_NAME, store the job and queue it."""
+    kind = KINDS.get(kind_name)
     if kind is None:
         raise APIError(
             400,
-            f"unknown job kind {body.kind!r}; known kinds: {', '.join(KINDS)}",
+            f"unknown job kind {kind_name!r}; known kinds: {', '.join(KINDS)}",
             param="kind",
             code="unknown_job_kind",
         )
     state = request.app.state
     try:
         params = kind.prepare(
-            kind.params.model_validate(body.params),
+            kind.params.model_validate(given),
             Submission(user, state.settings, state.db, state.registry),
         )
     except ValidationError as exc:
@@ -98,7 +103,7 @@ def create_job(body: JobCreate, request: Request, user: CurrentUser) -> dict:
         raise APIError(
             503, f"the job queue is unavailable: {exc}", type="server_error", code="queue_error"
         ) from exc
-    return job_object(job)
+    return job
 
 
 def _params_error(exc: ValidationError) -> APIError:

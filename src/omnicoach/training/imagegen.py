@@ -320,8 +320,6 @@ class _UNetStage:
         self.test_latents = self._encode(images.test[:VALIDATION_IMAGES])[0]
         self.prompt_states, self.prompts_of = self._prompt_states(TRAIN_TEMPLATES)
         self.empty = generator.encode_prompts(self.pipeline, [""])[0]
-        alphas = self.scheduler.alphas_cumprod
-        self.snr = alphas / (1 - alphas)
 
     @torch.no_grad()
     def _encode(self, pixels: torch.Tensor):
@@ -345,27 +343,10 @@ class _UNetStage:
         return states, rows
 
     def loss(self, batch: torch.Generator) -> torch.Tensor:
-        n = self.config.batch_size
-        chosen = torch.randint(len(self.mean), (n,), generator=batch)
-        latents = self.mean[chosen] + self.std[chosen] * torch.randn(
-            self.mean[chosen].shape, generator=batch
-        )
+        chosen = torch.randint(len(self.mean), (self.config.batch_size,), generator=batch)
         states = torch.stack([self._prompt_of(int(i), batch) for i in chosen])
-        noise = torch.randn(latents.shape, generator=batch)
-        timesteps = torch.randint(
-            0, self.scheduler.config.num_train_timesteps, (n,), generator=batch
-        )
-        noisy = self.scheduler.add_noise(latents, noise, timesteps)
-        target = self.scheduler.get_velocity(latents, noise, timesteps)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
-            predicted = self.model(noisy, timesteps, encoder_hidden_states=states).sample
-        return self._weighted(predicted.float(), target, timesteps).mean()
-
-    def _weighted(self, predicted, target, timesteps) -> torch.Tensor:
-        """Per image: the squared error, weighted by min-SNR (for v-prediction)."""
-        snr = self.snr[timesteps]
-        weight = torch.clamp(snr, max=MIN_SNR_GAMMA) / (snr + 1)
-        return F.mse_loss(predicted, target, reduction="none").mean((1, 2, 3)) * weight
+        latents = self.mean[chosen], self.std[chosen]
+        return diffusion_loss(self.model, self.scheduler, latents, states, batch, self.bf16)
 
     def _prompt_of(self, index: int, batch: torch.Generator) -> torch.Tensor:
         if torch.rand((), generator=batch) < PROMPT_DROPOUT:
@@ -393,7 +374,8 @@ class _UNetStage:
             target = self.scheduler.get_velocity(latents[part], noise[part], timesteps[part])
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bf16):
                 predicted = self.model(noisy, timesteps[part], encoder_hidden_states=states[part])
-            losses.append(self._weighted(predicted.sample.float(), target, timesteps[part]))
+            weighted = _weighted(self.scheduler, predicted.sample.float(), target, timesteps[part])
+            losses.append(weighted)
         return torch.cat(losses).mean().item()
 
     @torch.no_grad()
@@ -430,6 +412,37 @@ class _UNetStage:
         self.model.eval()
         _replace(out / "unet", lambda d: self.model.save_pretrained(d))
         _replace(out / "scheduler", lambda d: self.scheduler.save_pretrained(d))
+
+
+def diffusion_loss(unet, scheduler, latents, states, batch: torch.Generator, bf16: bool):
+    """The training loss of UNET on one batch: LATENTS (mean, std) of the images' latent
+    distributions (scaled), STATES their prompts' token states; the latent sample, noise and
+    steps drawn from BATCH. The target is the scheduler's (v or the noise), the loss weighted
+    by min-SNR."""
+    mean, std = latents
+    latents = mean + std * torch.randn(mean.shape, generator=batch)
+    noise = torch.randn(latents.shape, generator=batch)
+    steps = scheduler.config.num_train_timesteps
+    timesteps = torch.randint(0, steps, (len(latents),), generator=batch)
+    noisy = scheduler.add_noise(latents, noise, timesteps)
+    if scheduler.config.prediction_type == "v_prediction":
+        target = scheduler.get_velocity(latents, noise, timesteps)
+    else:
+        target = noise
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        predicted = unet(noisy, timesteps, encoder_hidden_states=states).sample
+    return _weighted(scheduler, predicted.float(), target, timesteps).mean()
+
+
+def _weighted(scheduler, predicted, target, timesteps) -> torch.Tensor:
+    """Per image: the squared error, weighted by min-SNR-γ (Hang et al. 2023): min(SNR, γ) /
+    (SNR + 1) for v-prediction, min(SNR, γ) / SNR for ε-prediction."""
+    alphas = scheduler.alphas_cumprod[timesteps]
+    snr = alphas / (1 - alphas)
+    clipped = torch.clamp(snr, max=MIN_SNR_GAMMA)
+    v = scheduler.config.prediction_type == "v_prediction"
+    weight = clipped / (snr + 1) if v else clipped / snr.clamp(min=1e-8)
+    return F.mse_loss(predicted, target, reduction="none").mean((1, 2, 3)) * weight
 
 
 def _chunks(texts: list[str], size: int = 64):
