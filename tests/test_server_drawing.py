@@ -278,3 +278,17 @@ def test_a_zip_trains_a_lora_that_its_trigger_word_calls_up(server, worker):
     assert plain["lora"] is None
     named = http.post("/generate", json={"prompt": "a square", "lora": "nope"})
     assert named.status_code == 400 and named.json()["error"]["param"] == "lora"
+
+
+def test_a_bad_trigger_word_is_refused_and_leaves_no_upload(server):
+    http = httpx.Client(base_url=server.url, timeout=60)
+
+    def kept() -> int:
+        return len(http.get("/v1/files", params={"purpose": "image_training"}).json()["data"])
+
+    before = kept()
+    files = {"file": ("squares.zip", zipped({"a.png": picture_bytes("red")}), "application/zip")}
+    response = http.post("/train", files=files, data={"trigger": "two words"})
+    assert response.status_code == 422, response.text
+    assert response.json()["error"]["param"] == "params.trigger"
+    assert kept() == before

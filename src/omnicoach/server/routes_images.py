@@ -168,12 +168,17 @@ async def train(
     except ZipDatasetError as exc:
         raise APIError(400, str(exc), param="file", code=exc.code, problems=exc.problems) from exc
     state = request.app.state
+    params = {"trigger": trigger, "steps": steps, "learning_rate": learning_rate}
+    params |= {k: v for k, v in {"caption_template": caption_template, "name": name}.items() if v}
     stored = await run_in_threadpool(
         state.files.save, state.db, user, io.BytesIO(data), file.filename or "pictures.zip",
         "image_training",
     )  # fmt: skip
-    params = {"file_id": stored.id, "trigger": trigger, "steps": steps}
-    params["learning_rate"] = learning_rate
-    params |= {k: v for k, v in {"caption_template": caption_template, "name": name}.items() if v}
-    job = await run_in_threadpool(submit, request, user, "train_image_lora", params)
+    try:
+        job = await run_in_threadpool(
+            submit, request, user, "train_image_lora", params | {"file_id": stored.id}
+        )
+    except Exception:  # refused (a bad trigger word, no generator): keep no orphan upload
+        await run_in_threadpool(state.files.delete, state.db, user, stored.id)
+        raise
     return job_object(job) | {"dataset": {"layout": layout, "pictures": len(examples)}}

@@ -1,4 +1,5 @@
-// Talking to the omnicoach server: JSON calls, and the streamed chat completion.
+// Talking to the omnicoach server: JSON calls, the streamed chat completion, and the generic
+// helpers the Jobs view uses (a multipart POST, a download, a stream of named events).
 // URLs are relative to the page, so the page also works behind a proxy's path prefix.
 
 /** An API failure, with what the page needs to explain it and offer a retry. */
@@ -7,13 +8,25 @@ export class ApiError extends Error {
    * kind: "http" (the server answered with an error status), "network" (no answer at all),
    * "cut" (the stream stopped before its end), "stream" (an error event inside the stream).
    */
-  constructor(message, { kind = "http", status = 0, code = null, retryAfter = null } = {}) {
+  constructor(
+    message,
+    {
+      kind = "http",
+      status = 0,
+      code = null,
+      retryAfter = null,
+      param = null,
+      problems = null,
+    } = {},
+  ) {
     super(message);
     this.name = "ApiError";
     this.kind = kind;
     this.status = status;
     this.code = code;
     this.retryAfter = retryAfter;
+    this.param = param; // the request field at fault, when the server names one
+    this.problems = problems; // omnicoach's extension: every problem, when there are several
   }
 }
 
@@ -32,17 +45,21 @@ function headers(extra = {}) {
 async function errorFrom(response) {
   let message = `${response.status} ${response.statusText}`.trim();
   let code = null;
+  let param = null;
+  let problems = null;
   try {
     const body = await response.json();
     if (body && body.error && body.error.message) {
       message = body.error.message;
       code = body.error.code ?? null;
+      param = body.error.param ?? null;
+      if (Array.isArray(body.error.problems)) problems = body.error.problems.map(String);
     }
   } catch {
     // Not JSON (a proxy's error page, say): the status line is all we have.
   }
   const retryAfter = Number(response.headers.get("Retry-After")) || null;
-  return new ApiError(message, { status: response.status, code, retryAfter });
+  return new ApiError(message, { status: response.status, code, retryAfter, param, problems });
 }
 
 /** One JSON call; resolves to the parsed body, rejects with ApiError. */
@@ -185,4 +202,70 @@ export async function speech(text, { model, voice, format, signal }) {
     signal,
   });
   return response.arrayBuffer();
+}
+
+/** POST a multipart form (FormData); resolves to the parsed JSON answer, rejects with ApiError. */
+export async function postForm(path, form, { signal } = {}) {
+  // No Content-Type header: the browser writes multipart/form-data with its boundary.
+  const response = await post(path, { headers: headers(), body: form, signal });
+  return response.json();
+}
+
+/**
+ * Any GET answer's bytes, with the page's key (a download link or an <img src> could not
+ * send it). Resolves to a Blob; rejects with ApiError, or with AbortError once `signal` aborts.
+ */
+export async function fetchBlob(path, { signal } = {}) {
+  let response;
+  try {
+    response = await fetch(path, { headers: headers(), signal });
+  } catch (error) {
+    if (signal && signal.aborted) throw error;
+    throw new ApiError("Could not reach the server.", { kind: "network" });
+  }
+  if (!response.ok) throw await errorFrom(response);
+  return response.blob();
+}
+
+/**
+ * Follow a GET stream of named Server-Sent Events (EventSource cannot send the key):
+ * onOpen() once the server answers, then onEvent(name, data) for each event, its data parsed
+ * as JSON. Resolves when the server ends the stream; rejects with ApiError ("cut" when the
+ * connection drops), or with the browser's AbortError once `signal` aborts.
+ */
+export async function streamEvents(path, { signal, onOpen = () => {}, onEvent }) {
+  let response;
+  try {
+    response = await fetch(path, { headers: headers({ Accept: "text/event-stream" }), signal });
+  } catch (error) {
+    if (signal && signal.aborted) throw error;
+    throw new ApiError("Could not reach the server.", { kind: "network" });
+  }
+  if (!response.ok) throw await errorFrom(response);
+  onOpen();
+  const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+  let buffer = "";
+  for (;;) {
+    let chunk;
+    try {
+      chunk = await reader.read();
+    } catch (error) {
+      if (signal && signal.aborted) throw error;
+      throw new ApiError("The connection was lost.", { kind: "cut" });
+    }
+    if (chunk.done) return;
+    buffer += chunk.value.replace(/\r\n?/g, "\n");
+    let end;
+    while ((end = buffer.indexOf("\n\n")) >= 0) {
+      const lines = buffer.slice(0, end).split("\n");
+      buffer = buffer.slice(end + 2);
+      // "event:" names it ("message" when absent); lines starting ":" are keep-alives.
+      const name = lines.find((line) => line.startsWith("event:"))?.slice(6).trim() || "message";
+      const data = lines
+        .filter((line) => line.startsWith("data:"))
+        .map((line) => line.slice(5).trimStart())
+        .join("\n");
+      if (data) onEvent(name, JSON.parse(data));
+    }
+  }
 }

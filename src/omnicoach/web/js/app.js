@@ -15,6 +15,7 @@ import {
   StoredImages,
   thumbnail,
 } from "./images.js";
+import { JobsView, jobsRoute } from "./jobs.js";
 import { renderMarkdown } from "./markdown.js";
 import { recordingName, VoiceRecorder } from "./recorder.js";
 import { applyTheme, loadSettings, saveSettings } from "./settings.js";
@@ -36,6 +37,7 @@ const ui = {
   closeSidebar: $("close-sidebar"),
   newChat: $("new-chat"),
   newChatTop: $("new-chat-top"),
+  openJobs: $("open-jobs"),
   list: $("conversation-list"),
   historyEmpty: $("history-empty"),
   title: $("chat-title"),
@@ -110,6 +112,15 @@ const state = {
 // The open conversation's stored images, fetched with the page's key.
 const storedImages = new StoredImages(fileContent);
 
+// The Jobs view (js/jobs.js) shares the main column: see route() for how it is opened.
+const jobsView = new JobsView({
+  main: ui.main,
+  title: ui.title,
+  link: ui.openJobs,
+  announce,
+  askForKey: () => openSettings(ui.apiKey),
+});
+
 // ---------------------------------------------------------------- start
 
 function init() {
@@ -121,7 +132,7 @@ function init() {
   updateComposer();
   renderModelName();
   loadEverything();
-  openConversation(idFromHash());
+  route();
   if (!narrow.matches) ui.input.focus(); // on phones this would pop the keyboard up
 }
 
@@ -174,6 +185,21 @@ function idFromHash() {
   return decodeURIComponent(window.location.hash.slice(1)) || null;
 }
 
+/**
+ * Show what the address names. The Jobs view's addresses (#jobs, #jobs/<job id>) are its
+ * only hook into the chat: the chat is left as "New chat" leaves it (its answer stops), and
+ * the view takes the main column; every other address is a conversation, as before.
+ */
+function route() {
+  const jobId = jobsRoute(window.location.hash);
+  if (jobId === undefined) {
+    openConversation(idFromHash());
+    return;
+  }
+  if (!jobsView.isOpen) openConversation(null);
+  jobsView.show(jobId);
+}
+
 /** Open a conversation (null: a new chat) and record it in the address bar. */
 function navigate(id) {
   if (id !== idFromHash()) {
@@ -186,6 +212,7 @@ function navigate(id) {
 }
 
 async function openConversation(id) {
+  jobsView.hide(); // a conversation replaces the Jobs view, if it was showing
   // One answer at a time: leaving a chat stops its answer (the server keeps what was written).
   stopAnswer();
   stopSpeaking();
@@ -957,6 +984,7 @@ function scrollToBottom() {
 }
 
 function renderTitle() {
+  if (jobsView.isOpen) return; // the view has its own title; a late chat update must not win
   const conversation = state.conversations.find((c) => c.id === state.current);
   const title = state.current ? (conversation && conversation.title) || "New chat" : "New chat";
   ui.title.textContent = title;
@@ -1283,7 +1311,15 @@ function bindEvents() {
     }
   });
   narrow.addEventListener("change", () => setSidebar(!narrow.matches));
-  window.addEventListener("popstate", () => openConversation(idFromHash()));
+  window.addEventListener("popstate", route);
+  ui.openJobs.addEventListener("click", (event) => {
+    if (event.button !== 0 || event.ctrlKey || event.metaKey || event.shiftKey) return; // new tab
+    event.preventDefault();
+    if (window.location.hash !== "#jobs") window.history.pushState(null, "", "#jobs");
+    if (narrow.matches) setSidebar(false);
+    route();
+    jobsView.focus();
+  });
 
   $("open-settings").addEventListener("click", () => openSettings());
   $("open-settings-side").addEventListener("click", () => openSettings());
