@@ -48,16 +48,23 @@ class _PooledFeatures(nn.Module):
         return self.image_encoder.pooled(pixels)
 
 
-def fid(image_encoder, real: torch.Tensor, fake: torch.Tensor) -> float:
-    """FID between two sets of uint8 images on EfficientNet-Lite0 pooled features."""
-    from torchmetrics.image.fid import FrechetInceptionDistance
+class FID:
+    """FID of sets of uint8 images against one real set, on EfficientNet-Lite0 pooled features
+    (torchmetrics' FID with that extractor). The real set is encoded once."""
 
-    metric = FrechetInceptionDistance(feature=_PooledFeatures(image_encoder))
-    for part in real.split(256):
-        metric.update(part, real=True)
-    for part in fake.split(256):
-        metric.update(part, real=False)
-    return round(metric.compute().item(), 2)
+    def __init__(self, image_encoder, real: torch.Tensor):
+        from torchmetrics.image.fid import FrechetInceptionDistance
+
+        features = _PooledFeatures(image_encoder)
+        self.metric = FrechetInceptionDistance(feature=features, reset_real_features=False)
+        for part in real.split(256):
+            self.metric.update(part, real=True)
+
+    def __call__(self, fake: torch.Tensor) -> float:
+        self.metric.reset()  # the fake statistics only
+        for part in fake.split(256):
+            self.metric.update(part, real=False)
+        return round(self.metric.compute().item(), 2)
 
 
 def scheduler_for(name: str, config):
@@ -85,7 +92,7 @@ class ImageGenEvaluation:
             if not _is_sanskrit_only(prompt, self.entries[exercise])
         ]
         real = self._real_like(asked)
-        encoder = self.alignment.image_encoder
+        fid = FID(self.alignment.image_encoder, self.test)
         report = {
             "exercises": len(self.exercises),
             "images_per_sampler": len(asked),
@@ -95,7 +102,7 @@ class ImageGenEvaluation:
             "real": {
                 "recognised": self._recognised(real, asked),
                 "clip_score": self._clip_score(real, asked),
-                "fid_train_vs_test": fid(encoder, self.test, self._train_like(asked)),
+                "fid_train_vs_test": fid(self._train_like(asked)),
             },
             "samplers": [],
         }
@@ -116,7 +123,7 @@ class ImageGenEvaluation:
                     "recognised": self._recognised(images, asked),
                     "clip_score": clip,
                     "clip_score_ratio": round(clip / report["real"]["clip_score"], 3),
-                    "fid": fid(encoder, self.test, images),
+                    "fid": fid(images),
                 }
             )
             samples[f"{name} {steps}"] = images[: 3 * 8 : 3]  # one wording, 8 exercises

@@ -175,7 +175,7 @@ class ImageGenerator:
         self.upscales = upscales
         # LoRAs trained by POST /train land in LORA_DIR/<name>/ (lora.json says the trigger).
         self.lora_dir = lora_dir
-        self._loaded_loras: set[str] = set()
+        self._loaded_loras: dict[str, float] = {}  # name → when its lora.json was written
         self._lock = threading.Lock()
 
     def loras(self) -> dict[str, dict]:
@@ -207,11 +207,14 @@ class ImageGenerator:
             if self._loaded_loras:
                 self.pipeline.disable_lora()
             return
-        if lora["name"] not in self._loaded_loras:
-            self.pipeline.load_lora_weights(lora["path"], adapter_name=lora["name"])
-            self._loaded_loras.add(lora["name"])
+        name, written = lora["name"], (Path(lora["path"]) / "lora.json").stat().st_mtime
+        if self._loaded_loras.get(name) != written:  # new, or trained again under its name
+            if name in self._loaded_loras:
+                self.pipeline.delete_adapters(name)
+            self.pipeline.load_lora_weights(lora["path"], adapter_name=name)
+            self._loaded_loras[name] = written
         self.pipeline.enable_lora()
-        self.pipeline.set_adapters([lora["name"]])
+        self.pipeline.set_adapters([name])
 
     def check_size(self, size: str | None) -> tuple[int, int]:
         """(width, height) of SIZE ("WxH"; default the native size); InvalidRequestError
