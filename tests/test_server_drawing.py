@@ -279,6 +279,20 @@ def test_a_zip_trains_a_lora_that_its_trigger_word_calls_up(server, worker):
     named = http.post("/generate", json={"prompt": "a square", "lora": "nope"})
     assert named.status_code == 400 and named.json()["error"]["param"] == "lora"
 
+    # Trained again under the same name, the new LoRA replaces the old one in the server.
+    files = {"file": ("squares.zip", zipped(pictures), "application/zip")}
+    again = http.post("/train", files=files, data=form | {"steps": "10"}).json()
+    while (again := http.get(f"/jobs/{again['id']}").json())["status"] not in (
+        "succeeded",
+        "failed",
+    ):
+        assert time.monotonic() < deadline + 300, again
+        time.sleep(1)
+    assert again["status"] == "succeeded", again
+    retrained = http.post("/generate", json=prompt).json()
+    assert retrained["lora"] == "zqxstyle"
+    assert retrained["images"][0]["b64_png"] != after["images"][0]["b64_png"]
+
 
 def test_a_bad_trigger_word_is_refused_and_leaves_no_upload(server):
     http = httpx.Client(base_url=server.url, timeout=60)
