@@ -171,3 +171,20 @@ def test_the_shipped_alignment_model_recognises_held_out_renders(images, embedde
     pixels, ids = load_pixels(images / "test")
     named = [entries[i]["id"] for i in shipped.classify(pixels, labels).tolist()]
     assert sum(n == i for n, i in zip(named, ids, strict=True)) >= 4, (named, ids)
+
+
+def test_the_shipped_generator_loads_and_draws_the_same_picture_from_the_same_seed():
+    """artifacts/imagegen (its quality: reports/imagegen) through the server's loader."""
+    from omnicoach.config import REPO
+    from omnicoach.models.image_generator import load_image_generator
+
+    drawing = load_image_generator(REPO / "artifacts" / "imagegen")
+    assert drawing.name == "omnicoach-imagegen" and drawing.native_size == 64
+    first, seed, lora = drawing.generate("draw a person doing tree pose", steps=4, seed=5)
+    again, _, _ = drawing.generate("draw a person doing tree pose", steps=4, seed=5)
+    other, _, _ = drawing.generate("draw a person doing a push-up", steps=4, seed=5)
+    assert seed == 5 and lora is None and first[0].size == (64, 64)
+    assert first[0].tobytes() == again[0].tobytes()
+    assert first[0].tobytes() != other[0].tobytes()  # the prompt steers the picture
+    big, _, _ = drawing.generate("tree pose", steps=2, seed=5, size="256x256")
+    assert big[0].size == (256, 256)
