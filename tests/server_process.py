@@ -4,6 +4,7 @@ import socket
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 
 import httpx
 
@@ -65,3 +66,22 @@ class ServerProcess:
         except subprocess.TimeoutExpired:
             self.process.kill()
         self.log.close()
+
+
+@contextmanager
+def worker_process(log_path, **settings):
+    """A real `omnicoach worker` with SETTINGS (start it once the server has migrated the
+    database); stopped with SIGTERM when the block ends."""
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "omnicoach.cli", "worker"],
+            env=subprocess_env(**settings),
+            cwd=REPO,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            yield process
+        finally:
+            process.terminate()
+            process.wait(15)

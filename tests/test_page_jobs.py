@@ -12,8 +12,6 @@ server (tests.browser.PageWatch). Screenshots land in test-artifacts/page/.
 
 import io
 import re
-import subprocess
-import sys
 import time
 
 import httpx
@@ -22,8 +20,7 @@ from PIL import Image, ImageDraw
 from playwright.sync_api import Page, expect, sync_playwright
 
 from tests.browser import launch, page_opener, screenshot
-from tests.conftest import REPO, subprocess_env
-from tests.server_process import ServerProcess
+from tests.server_process import ServerProcess, worker_process
 from tests.test_server_drawing import tiny_pipeline, zipped
 
 pytestmark = pytest.mark.slow
@@ -70,17 +67,8 @@ def server(settings):
 @pytest.fixture(scope="module")
 def worker(server, settings):
     """A real `omnicoach worker` for the LoRA jobs; started once the server has migrated."""
-    with open(settings["data_dir"] / "worker.log", "w") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "omnicoach.cli", "worker"],
-            env=subprocess_env(**settings),
-            cwd=REPO,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+    with worker_process(settings["data_dir"] / "worker.log", **settings) as process:
         yield process
-        process.terminate()
-        process.wait(15)
 
 
 @pytest.fixture(scope="module")

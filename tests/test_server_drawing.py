@@ -11,8 +11,6 @@ import base64
 import io
 import json
 import re
-import subprocess
-import sys
 import time
 import zipfile
 
@@ -24,8 +22,7 @@ from PIL import Image
 from playwright.sync_api import expect, sync_playwright
 
 from tests.browser import launch, page_opener, screenshot
-from tests.conftest import REPO, subprocess_env
-from tests.server_process import ServerProcess
+from tests.server_process import ServerProcess, worker_process
 
 pytestmark = pytest.mark.slow
 
@@ -102,17 +99,8 @@ def server(settings):
 @pytest.fixture(scope="module")
 def worker(server, settings):
     """A real `omnicoach worker` for the LoRA jobs; started once the server has migrated."""
-    with open(settings["data_dir"] / "worker.log", "w") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "omnicoach.cli", "worker"],
-            env=subprocess_env(**settings),
-            cwd=REPO,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+    with worker_process(settings["data_dir"] / "worker.log", **settings) as process:
         yield process
-        process.terminate()
-        process.wait(15)
 
 
 def png(b64: str) -> Image.Image:
