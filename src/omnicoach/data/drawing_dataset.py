@@ -14,6 +14,8 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
+from omnicoach.models.image_encoder import uint8_pixels
+
 TRAIN_TEMPLATES = [
     "{name}",
     "a person doing {name}",
@@ -61,11 +63,7 @@ def load_pixels(split_dir: Path, size: int = 64, progress: bool = True):
     for i, meta in enumerate(tqdm(metadata, desc="images to 64×64", disable=not progress)):
         image = Image.open(split_dir / meta["file_name"]).convert("RGB")
         image = image.resize((size, size), Image.Resampling.LANCZOS)
-        pixels[i] = (
-            torch.frombuffer(bytearray(image.tobytes()), dtype=torch.uint8)
-            .view(size, size, 3)
-            .permute(2, 0, 1)
-        )
+        pixels[i] = uint8_pixels(image)
     torch.save({"file_names": names_key, "pixels": pixels}, cache)
     return pixels, [m["exercise_id"] for m in metadata]
 

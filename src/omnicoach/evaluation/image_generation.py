@@ -162,25 +162,25 @@ class ImageGenEvaluation:
         return round(self.alignment.clip_score(pixels, [p for _, p in asked]).mean().item(), 2)
 
     def _real_like(self, asked: list[tuple[str, str]]) -> torch.Tensor:
-        """A test render of the asked exercise for each prompt (its k-th, for the k-th prompt)."""
-        seen: dict[str, int] = {}
-        picked = []
-        for exercise, _ in asked:
-            rows = [i for i, e in enumerate(self.test_ids) if e == exercise]
-            picked.append(rows[seen.get(exercise, 0) % len(rows)])
-            seen[exercise] = seen.get(exercise, 0) + 1
-        return self.test[picked]
+        """A test render of the asked exercise for each prompt."""
+        return self.test[_one_per_prompt(self.test_ids, asked)]
 
     def _train_like(self, asked: list[tuple[str, str]]) -> torch.Tensor:
         """As many training renders as prompts, of the same exercises (real-vs-real FID)."""
         pixels, ids = load_pixels(self.images / "train", generator.SIZE)
-        seen: dict[str, int] = {}
-        picked = []
-        for exercise, _ in asked:
-            rows = [i for i, e in enumerate(ids) if e == exercise]
-            picked.append(rows[seen.get(exercise, 0) % len(rows)])
-            seen[exercise] = seen.get(exercise, 0) + 1
-        return pixels[picked]
+        return pixels[_one_per_prompt(ids, asked)]
+
+
+def _one_per_prompt(ids: list[str], asked: list[tuple[str, str]]) -> list[int]:
+    """For each (exercise, prompt) asked, the row of an image of that exercise among IDS: its
+    k-th image for its k-th prompt."""
+    seen: dict[str, int] = {}
+    picked = []
+    for exercise, _ in asked:
+        rows = [i for i, e in enumerate(ids) if e == exercise]
+        picked.append(rows[seen.get(exercise, 0) % len(rows)])
+        seen[exercise] = seen.get(exercise, 0) + 1
+    return picked
 
 
 def _is_sanskrit_only(prompt: str, entry: dict) -> bool:

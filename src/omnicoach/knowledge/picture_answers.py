@@ -21,7 +21,6 @@ like none of the phrasings ("what colour is my shirt?"), there is no grounded an
 vision model answers on its own (the server's fallback).
 """
 
-import hashlib
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -36,6 +35,7 @@ from omnicoach.knowledge.base import Passage
 from omnicoach.knowledge.names import name_patterns, named_exercise
 from omnicoach.models.romanise import has_bengali, romanise_bengali
 from omnicoach.models.sampling import SamplingParams
+from omnicoach.models.vision_chat import image_digest
 from omnicoach.models.vision_language import IMAGE_MARKER
 
 IDENTIFY_QUESTION = IDENTIFY["en"][0]  # "What exercise is this?"
@@ -102,7 +102,7 @@ class PictureAnswers:
 
     def identify(self, image: Image.Image) -> tuple[str | None, str]:
         """(exercise id or None, the vision model's answer) for IMAGE, cached per picture."""
-        key = hashlib.sha256(image.tobytes() + repr(image.size).encode()).hexdigest()
+        key = image_digest(image)
         with self._lock:
             if key in self._identified:
                 self._identified.move_to_end(key)

@@ -95,9 +95,14 @@ def square(image: Image.Image, size: int | None) -> Image.Image:
     return image
 
 
-def _to_tensor(image: Image.Image) -> torch.Tensor:
+def uint8_pixels(image: Image.Image) -> torch.Tensor:
+    """An RGB image as a uint8 tensor [3, H, W]."""
     data = torch.frombuffer(bytearray(image.tobytes()), dtype=torch.uint8)
-    return data.view(image.height, image.width, 3).permute(2, 0, 1).float() / 255
+    return data.view(image.height, image.width, 3).permute(2, 0, 1)
+
+
+def _to_tensor(image: Image.Image) -> torch.Tensor:
+    return uint8_pixels(image).float() / 255
 
 
 def _efficientnet():

@@ -151,9 +151,15 @@ def load_generator(directory: Path):
 
 
 def unet_scheduler(directory: Path) -> dict:
-    import json
-
     return json.loads((Path(directory) / "scheduler" / "scheduler_config.json").read_text())
+
+
+class DrawingSettingError(InvalidRequestError):
+    """A drawing setting this generator cannot take; PARAM names it."""
+
+    def __init__(self, param: str, message: str):
+        super().__init__(message)
+        self.param = param
 
 
 MAX_IMAGES = 4  # per request: each costs seconds of CPU
@@ -193,7 +199,9 @@ class ImageGenerator:
         if name is not None:
             if name not in loras:
                 known = ", ".join(loras) or "none yet (train one with POST /train)"
-                raise InvalidRequestError(f"lora {name!r} is not one of this model's: {known}")
+                raise DrawingSettingError(
+                    "lora", f"lora {name!r} is not one of this model's: {known}"
+                )
             return loras[name]
         said = prompt.lower()
         for lora in loras.values():
@@ -217,23 +225,24 @@ class ImageGenerator:
         self.pipeline.set_adapters([name])
 
     def check_size(self, size: str | None) -> tuple[int, int]:
-        """(width, height) of SIZE ("WxH"; default the native size); InvalidRequestError
+        """(width, height) of SIZE ("WxH"; default the native size); DrawingSettingError
         when it is malformed or not one this model draws."""
         if size is None:
             return self.native_size, self.native_size
         match = re.fullmatch(r"(\d+)x(\d+)", size.strip())
         if not match:
-            raise InvalidRequestError(f'size must look like "256x256", got {size!r}')
+            raise DrawingSettingError("size", f'size must look like "256x256", got {size!r}')
         width, height = int(match[1]), int(match[2])
         if self.upscales and (width != height or width % self.native_size or width > MAX_SIDE):
-            raise InvalidRequestError(
+            raise DrawingSettingError(
+                "size",
                 f"size must be square, a multiple of {self.native_size} and at most {MAX_SIDE} "
                 f'(e.g. "{self.native_size * 4}x{self.native_size * 4}"): {self.name} draws '
-                f"{self.native_size}×{self.native_size} pictures and scales them up; got {size}"
+                f"{self.native_size}×{self.native_size} pictures and scales them up; got {size}",
             )
         if not self.upscales and (width % 8 or height % 8 or max(width, height) > MAX_SIDE):
-            raise InvalidRequestError(
-                f"size must be multiples of 8, at most {MAX_SIDE} a side; got {size}"
+            raise DrawingSettingError(
+                "size", f"size must be multiples of 8, at most {MAX_SIDE} a side; got {size}"
             )
         return width, height
 
@@ -252,13 +261,13 @@ class ImageGenerator:
         one of them can be drawn again alone. LORA names one (else a prompt that says a
         LoRA's trigger word calls it up)."""
         if not prompt.strip():
-            raise InvalidRequestError("prompt is empty: say what to draw")
+            raise DrawingSettingError("prompt", "prompt is empty: say what to draw")
         if not 1 <= n <= MAX_IMAGES:
-            raise InvalidRequestError(f"n must be 1–{MAX_IMAGES}, got {n}")
+            raise DrawingSettingError("n", f"n must be 1–{MAX_IMAGES}, got {n}")
         if not 1 <= steps <= MAX_STEPS:
-            raise InvalidRequestError(f"steps must be 1–{MAX_STEPS}, got {steps}")
+            raise DrawingSettingError("steps", f"steps must be 1–{MAX_STEPS}, got {steps}")
         if not 0 <= guidance <= 30:
-            raise InvalidRequestError(f"guidance must be 0–30, got {guidance}")
+            raise DrawingSettingError("guidance", f"guidance must be 0–30, got {guidance}")
         width, height = self.check_size(size)
         seed = random.randrange(2**31) if seed is None else seed
         draw = (self.native_size, self.native_size) if self.upscales else (width, height)

@@ -32,8 +32,7 @@ class VisionChat:
     @torch.inference_mode()
     def image_input(self, image: Image.Image) -> ImageInput:
         features = self.encoder.encode([image])[0]  # [tokens, feature_dim]
-        digest = hashlib.sha256(image.tobytes() + repr(image.size).encode()).hexdigest()
-        return ImageInput(self.projector(features), digest)
+        return ImageInput(self.projector(features), image_digest(image))
 
     def stream(
         self, messages: list[dict], image: Image.Image, params: SamplingParams | None = None
@@ -42,6 +41,11 @@ class VisionChat:
         if not any(IMAGE_MARKER in m["content"] for m in messages):
             raise ValueError(f"no message holds {IMAGE_MARKER}")
         return self.llm.stream(messages, params, self.image_input(image))
+
+
+def image_digest(image: Image.Image) -> str:
+    """Names a picture by its content: the same pixels, the same digest."""
+    return hashlib.sha256(image.tobytes() + repr(image.size).encode()).hexdigest()
 
 
 def read_vision_artifact(directory: Path) -> tuple[dict, Projector]:

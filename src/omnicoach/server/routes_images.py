@@ -56,7 +56,7 @@ class OpenAIImageRequest(BaseModel):
     user: str | None = None
 
 
-async def draw(request: Request, user: str, param_prefix: str = "", **settings) -> dict:
+async def draw(request: Request, user: str, **settings) -> dict:
     """Draw as SETTINGS say (ImageGenerator.generate's arguments); the stored pictures and how
     they were drawn. A bad setting is a 400 naming it; no generator is a 500 naming the
     command that trains one."""
@@ -73,7 +73,7 @@ async def draw(request: Request, user: str, param_prefix: str = "", **settings) 
     try:
         images, seed, lora = await run_in_threadpool(generator.generate, **settings)
     except OmnicoachError as exc:
-        raise from_domain_error(exc, param=_param_of(exc, param_prefix)) from exc
+        raise from_domain_error(exc) from exc  # a bad setting's error names it (param)
     finally:
         state.runner.release()
     seconds = time.time() - started
@@ -95,13 +95,6 @@ async def draw(request: Request, user: str, param_prefix: str = "", **settings) 
         )
     drawn = {"model": generator.name, "seed": seed, "steps": settings["steps"], "lora": lora}
     return drawn | {"seconds": seconds, "images": stored}
-
-
-def _param_of(exc: OmnicoachError, prefix: str) -> str | None:
-    """The request field a generator error is about (its message starts with the name)."""
-    first = str(exc).split(" ", 1)[0]
-    known = {"prompt", "n", "steps", "guidance", "size", "lora"}
-    return f"{prefix}{first}" if first in known else None
 
 
 @router.post("/generate")

@@ -21,7 +21,7 @@ import torch
 from omnicoach.data.drawing_dataset import to_model_range
 from omnicoach.images.zip_dataset import TrainingExample
 from omnicoach.models import image_generator as generator
-from omnicoach.models.image_encoder import square
+from omnicoach.models.image_encoder import square, uint8_pixels
 from omnicoach.training.imagegen import diffusion_loss, save_grid
 from omnicoach.training.vlm import bf16_is_fast
 
@@ -62,7 +62,7 @@ def train_lora(
     pipeline = drawing.pipeline
     unet, bf16 = pipeline.unet, bf16_is_fast()
     side = drawing.native_size
-    pixels = torch.stack([_pixels(example.image, side) for example in examples])
+    pixels = torch.stack([uint8_pixels(square(example.image, side)) for example in examples])
     latents = _latents(pipeline.vae, pixels)
     states = generator.encode_prompts(pipeline, [example.caption for example in examples])
     scheduler = DDPMScheduler.from_config(pipeline.scheduler.config)
@@ -115,12 +115,6 @@ def train_lora(
     }
     (out / LORA_CONFIG).write_text(json.dumps(described, indent=2))
     return described
-
-
-def _pixels(image, side: int) -> torch.Tensor:
-    picture = square(image, side)
-    data = torch.frombuffer(bytearray(picture.tobytes()), dtype=torch.uint8)
-    return data.view(side, side, 3).permute(2, 0, 1)
 
 
 @torch.no_grad()
