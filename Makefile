@@ -13,7 +13,7 @@ STAMP := $(VENV)/.installed-$(DEPS_HASH)
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: setup run chat test lint format bench router images alignment imagegen clean
+.PHONY: setup run chat test lint format bench router images drawing-images alignment imagegen clean
 
 setup: $(STAMP)
 
@@ -58,14 +58,26 @@ images: setup
 	$(PY) -m omnicoach.data.exercise_images --out data/exercise-images --per-exercise 100 --split train
 	$(PY) -m omnicoach.data.exercise_images --out data/exercise-images --per-exercise 20 --split test
 
+# The same figures as illustrations (one neutral person centred on a plain background, 64×64):
+# the image generator's data (~2 minutes).
+drawing-images: setup
+	$(PY) -m omnicoach.data.exercise_images --out data/drawing-images --style illustration --size 64 \
+		--per-exercise 300 --split train
+	$(PY) -m omnicoach.data.exercise_images --out data/drawing-images --style illustration --size 64 \
+		--per-exercise 20 --split test
+
 alignment: images
 	$(VENV)/bin/omnicoach train alignment
 
 # Hours on a CPU: each stage checkpoints; run again to go on (README, Drawing).
-imagegen: images
-	$(VENV)/bin/omnicoach train imagegen --stage autoencoder --out var/train/imagegen-ae --max-steps 800
+imagegen: drawing-images
+	$(VENV)/bin/omnicoach train imagegen --stage autoencoder --out var/train/imagegen-ae --max-steps 2500
 	$(VENV)/bin/omnicoach train imagegen --stage unet --autoencoder var/train/imagegen-ae/autoencoder \
-		--out var/train/imagegen --max-steps 100000 --max-minutes 70 --ship artifacts/imagegen
+		--out var/train/imagegen --max-steps 100000 --max-minutes 120
+	$(VENV)/bin/omnicoach train imagegen --stage decoder --autoencoder var/train/imagegen-ae/autoencoder \
+		--out var/train/imagegen-decoder --max-steps 800
+	$(VENV)/bin/omnicoach train imagegen --stage unet --autoencoder var/train/imagegen-decoder/autoencoder \
+		--out var/train/imagegen --max-steps 0 --ship artifacts/imagegen
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache

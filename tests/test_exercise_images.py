@@ -176,3 +176,30 @@ def test_landmarks_from_photo_with_mediapipe():
     assert found is None or found.shape == (33, 4)
     blank = Image.new("RGB", (224, 224), "white")
     assert landmarks_from_photo(blank) is None
+
+
+def test_an_illustration_keeps_the_pose_and_camera_and_drops_the_variety(tmp_path):
+    for exercise_id in ("warrior-ii", "barbell-back-squat", "side-plank"):
+        varied = sample_scene(exercise_id, 5)
+        drawn = sample_scene(exercise_id, 5, "illustration")
+        # The same pose (up to the drop onto the floor, which depends on the body's build) and
+        # the same view: only the look and the framing differ.
+        pelvis = varied.skeleton["pelvis"], drawn.skeleton["pelvis"]
+        for joint, place in varied.skeleton.joints.items():
+            assert np.allclose(drawn.skeleton.joints[joint] - pelvis[1], place - pelvis[0]), joint
+        assert (drawn.yaw, drawn.pitch) == (varied.yaw, varied.pitch)
+        assert drawn.background[0] == "plain" and drawn.noise == 0 and not drawn.mirrored
+        image = np.asarray(render_scene(drawn, 64), np.int16)
+        # A plain background in every corner, and a figure in the middle.
+        corners = [image[0, 0], image[0, -1], image[-1, 0], image[-1, -1]]
+        assert all((np.abs(c - corners[0]) <= 2).all() for c in corners)
+        assert np.abs(image[24:40, 24:40] - corners[0]).sum(axis=2).max() > 60
+    # Two people in illustrations dress alike; in the varied style they do not.
+    look = [sample_scene("tree-pose", seed, "illustration").prims[0].fill for seed in (1, 2)]
+    assert look[0] == look[1]
+    with pytest.raises(ValueError, match="style must be one of"):
+        sample_scene("tree-pose", 1, "photo")
+    root = write_dataset(tmp_path, 2, "test", ["tree-pose"], False, "illustration", 64)
+    rows = [json.loads(line) for line in (root / "metadata.jsonl").read_text().splitlines()]
+    assert {r["style"] for r in rows} == {"illustration"}
+    assert Image.open(root / rows[0]["file_name"]).size == (64, 64)

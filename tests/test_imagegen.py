@@ -65,6 +65,12 @@ def test_the_unet_trains_resumes_ships_and_goes_on_from_the_artifact(autoencoder
     going_on = train_imagegen(tiny("unet", later, images, init=artifact, max_steps=4), log=print)
     assert going_on["steps"] == 4
     assert [row["step"] for row in _csv(later / "loss.csv")] == [1, 2, 3, 4]
+    # The autoencoder goes on from the artifact too (to adapt it to other images).
+    adapted = tmp_path / "adapted"
+    summary = train_imagegen(
+        tiny("autoencoder", adapted, images, init=artifact, max_steps=3), log=lambda *_: None
+    )
+    assert summary["steps"] == 3  # the artifact's 2 and one more
 
     pipeline = load_generator(artifact)
     picture = pipeline(
@@ -79,6 +85,62 @@ def test_the_unet_trains_resumes_ships_and_goes_on_from_the_artifact(autoencoder
     (artifact / "scheduler" / "scheduler_config.json").write_text("{}")
     with pytest.raises(ModelFileError, match="does not match its manifest"):
         load_generator(artifact)
+
+
+def test_the_unet_ships_its_averaged_weights_and_resumes_the_average(autoencoder, images, tmp_path):
+    from diffusers import UNet2DConditionModel
+
+    config = tiny(
+        "unet", tmp_path, images, autoencoder=autoencoder, max_steps=3, ema_decay=0.9,
+        learning_rate=1e-2, warmup_steps=0,
+    )  # fmt: skip
+    train_imagegen(config, log=lambda *_: None)
+    average = torch.load(tmp_path / "checkpoint" / "ema.pt", weights_only=True)
+    assert average["optimization_step"] == 3
+    saved = UNet2DConditionModel.from_pretrained(tmp_path / "unet")
+    raw = load_file(tmp_path / "checkpoint" / "trainable.safetensors")
+    names = [name for name, _ in saved.named_parameters()]
+    weights = dict(saved.named_parameters())
+    for name, shadow in zip(names, average["shadow_params"], strict=True):
+        assert torch.allclose(weights[name], shadow.float(), atol=1e-3), name
+    # The shipped weights are the average, not the last step's.
+    assert any(not torch.allclose(weights[n], raw[n].float(), atol=1e-3) for n in names)
+
+    config.max_steps = 4
+    train_imagegen(config, log=lambda *_: None)
+    assert torch.load(tmp_path / "checkpoint" / "ema.pt")["optimization_step"] == 4
+
+
+def test_the_decoder_stage_sharpens_the_decoder_and_keeps_every_latent(
+    autoencoder, images, tmp_path
+):
+    from diffusers import AutoencoderKL
+
+    out = tmp_path / "decoder"
+    summary = train_imagegen(
+        tiny("decoder", out, images, autoencoder=autoencoder, learning_rate=1e-2, warmup_steps=0),
+        log=lambda *_: None,
+    )
+    assert summary["steps"] == 2
+    before = AutoencoderKL.from_pretrained(autoencoder).state_dict()
+    after = AutoencoderKL.from_pretrained(out / "autoencoder").state_dict()
+    for name, weight in after.items():
+        same = torch.equal(weight, before[name])
+        assert same == name.startswith(("encoder.", "quant_conv.")), name
+    scale = [json.loads((d / "config.json").read_text())["scaling_factor"]
+             for d in (autoencoder, out / "autoencoder")]  # fmt: skip
+    assert scale[0] == pytest.approx(scale[1])  # the same latents, so the same scale
+
+    # A UNet run ships with the sharper decoder, without encoding its images again.
+    unet = tmp_path / "unet"
+    train_imagegen(tiny("unet", unet, images, autoencoder=autoencoder), log=lambda *_: None)
+    config = tiny("unet", unet, images, autoencoder=out / "autoencoder")
+    assert train_imagegen(config, log=lambda *_: None)["steps"] == 2
+    manifest = ship(unet, tmp_path / "artifact", "omnicoach train imagegen …", started=0.0)
+    assert manifest["autoencoder_training"]["stage"] == "decoder"
+    assert manifest["autoencoder_training"]["encoder_training"]["stage"] == "autoencoder"
+    with pytest.raises(InvalidRequestError, match="stage decoder needs the trained autoencoder"):
+        train_imagegen(tiny("decoder", tmp_path / "nothing", images))
 
 
 def test_a_time_limit_stops_cleanly_with_a_checkpoint(autoencoder, images, tmp_path):

@@ -433,22 +433,30 @@ def train_vlm_command(
 
 @train_app.command("imagegen")
 def train_imagegen_command(
-    stage: Annotated[str, typer.Option(help='"autoencoder" first, then "unet".')],
+    stage: Annotated[
+        str,
+        typer.Option(help='"autoencoder", then "unet"; "decoder" sharpens the decoder alone.'),
+    ],
     out: Annotated[Path, typer.Option(help="Output: the model, checkpoint/, samples/, loss.")],
     images: Annotated[
-        Path, typer.Option(help="Rendered images (data/exercise_images: train/ and test/).")
-    ] = Path("data/exercise-images"),
+        Path,
+        typer.Option(help="Rendered illustrations (data/exercise_images: train/ and test/)."),
+    ] = Path("data/drawing-images"),
     autoencoder: Annotated[
-        Path | None, typer.Option(help="Stage unet: the trained autoencoder (OUT/autoencoder).")
+        Path | None,
+        typer.Option(help="Stages unet, decoder: the trained autoencoder (OUT/autoencoder)."),
     ] = None,
     init: Annotated[
-        Path | None, typer.Option(help="Stage unet: go on from a shipped artifact.")
+        Path | None, typer.Option(help="Go on from a shipped artifact's model of the stage.")
     ] = None,
     batch_size: Annotated[int, typer.Option(min=1)] = 32,
     learning_rate: Annotated[
         float | None, typer.Option(min=0, help="Default 5e-4 (autoencoder), 2e-4 (UNet).")
     ] = None,
-    max_steps: Annotated[int, typer.Option(min=1, help="Stop at this step (all runs).")] = 1000,
+    max_steps: Annotated[
+        int,
+        typer.Option(min=0, help="Stop at this step (all runs); a run past it only saves."),
+    ] = 1000,
     max_minutes: Annotated[
         float | None, typer.Option(min=0, help="Stop cleanly after this long; resume later.")
     ] = None,
@@ -458,6 +466,9 @@ def train_imagegen_command(
     precision: Annotated[
         str | None, typer.Option(help='"bf16" or "no"; default: bf16 where the CPU has it.')
     ] = None,
+    ema_decay: Annotated[
+        float, typer.Option(min=0, max=1, help="Stage unet: weight averaging; 0 turns it off.")
+    ] = 0.999,
     resume: Annotated[bool, typer.Option(help="Continue from OUT/checkpoint if present.")] = True,
     ship: Annotated[
         Path | None, typer.Option(help="Stage unet: also write artifacts/imagegen.")
@@ -484,6 +495,7 @@ def train_imagegen_command(
         sample_every=sample_every,
         checkpoint_every=checkpoint_every,
         precision=precision,
+        ema_decay=ema_decay,
         resume=resume,
     )
     started = time.time()
@@ -637,9 +649,9 @@ def eval_sft_command(
 @eval_app.command("imagegen")
 def eval_imagegen_command(
     out: Annotated[Path, typer.Option(help="Report directory.")] = Path("reports/imagegen"),
-    images: Annotated[Path, typer.Option(help="Rendered images (train/ and test/ splits).")] = Path(
-        "data/exercise-images"
-    ),
+    images: Annotated[
+        Path, typer.Option(help="The real renders to compare with (train/ and test/ splits).")
+    ] = Path("data/drawing-images"),
     alignment: Annotated[
         Path, typer.Option(help="The alignment model (omnicoach train alignment).")
     ] = Path("artifacts/alignment"),

@@ -1030,8 +1030,20 @@ def _background(rng: np.random.Generator) -> tuple:
     return ("room", colour(), colour(), float(rng.uniform(0.8, 3.0)))
 
 
-def sample_scene(exercise_id: str, seed: int) -> Scene:
-    """All the random choices for one image of EXERCISE_ID, from SEED alone."""
+STYLES = ("varied", "illustration")
+
+
+def sample_scene(exercise_id: str, seed: int, style: str = "varied") -> Scene:
+    """All the random choices for one image of EXERCISE_ID, from SEED alone.
+
+    STYLE "varied" (the vision model's data) draws a random person in a random room, framed
+    anywhere, with noise; "illustration" (the image generator's data) draws the same pose,
+    camera and equipment as an instruction-sheet picture: one person in neutral clothes,
+    centred on a plain light background, clean. A generator that must learn 89 poses from a
+    few thousand images on a CPU learns them far sooner when the pose is all that varies.
+    """
+    if style not in STYLES:
+        raise ValueError(f"style must be one of {STYLES}, not {style!r}")
     if exercise_id not in POSTURES:
         raise KeyError(f"no posture for exercise {exercise_id!r}; see RENDERED_EXERCISES")
     rng = _rng(exercise_id, seed)
@@ -1040,7 +1052,9 @@ def sample_scene(exercise_id: str, seed: int) -> Scene:
     shoes = posture.shoes
     if shoes is None:  # gym exercises in shoes, yoga barefoot
         shoes = _kb_kinds().get(exercise_id) == "exercise"
-    look = sample_look(rng, shoes)
+    look = sample_look(rng, shoes)  # drawn in both styles, so the later choices stay the same
+    if style == "illustration":
+        look = dataclasses.replace(NEUTRAL_LOOK, shoes=(30, 30, 34) if shoes else None)
     prims = figure_prims(sk, look)
     lift = posture.lift * float(rng.uniform(0.85, 1.15)) if posture.lift else 0.0
     drop = np.array([0.0, lift - _lowest(prims), 0.0])
@@ -1058,7 +1072,7 @@ def sample_scene(exercise_id: str, seed: int) -> Scene:
     if flip and rng.random() < 0.5:
         yaw += 180.0
     yaw = (yaw + 180.0) % 360.0 - 180.0
-    return Scene(
+    scene = Scene(
         exercise_id=exercise_id,
         seed=seed,
         prims=prims,
@@ -1073,6 +1087,15 @@ def sample_scene(exercise_id: str, seed: int) -> Scene:
         noise_seed=int(rng.integers(2**31)),
         skeleton=sk,
     )
+    if style == "illustration":
+        scene = dataclasses.replace(
+            scene, mirrored=False, background=("plain", ILLUSTRATION_BACKGROUND), fill=0.85,
+            place=(0.5, 0.5), noise=0.0, blur=0.0,
+        )  # fmt: skip
+    return scene
+
+
+ILLUSTRATION_BACKGROUND = (236, 232, 224)
 
 
 @functools.cache
@@ -1300,8 +1323,11 @@ def write_dataset(
     split: str = "train",
     exercises: Iterable[str] | None = None,
     progress: bool = True,
+    style: str = "varied",
+    size: int = 224,
 ) -> Path:
-    """PER_EXERCISE images of each exercise in OUT_DIR/SPLIT/<exercise_id>/<seed>.png and one
+    """PER_EXERCISE SIZE×SIZE images of each exercise in STYLE (sample_scene) in
+    OUT_DIR/SPLIT/<exercise_id>/<seed>.png and one
     metadata.jsonl row per image (diffusers' imagefolder layout: a `file_name` column). The
     metadata is written last, to a temporary file renamed into place, so an interrupted run
     never leaves metadata naming images that are not there. Returns OUT_DIR/SPLIT."""
@@ -1324,10 +1350,10 @@ def write_dataset(
         folder.mkdir(parents=True, exist_ok=True)
         for i in range(per_exercise):
             seed = seeds[i]
-            scene = sample_scene(exercise_id, seed)
+            scene = sample_scene(exercise_id, seed, style)
             path = folder / f"{seed}.png"
             temporary = path.with_suffix(".tmp.png")
-            render_scene(scene).save(temporary)
+            render_scene(scene, size).save(temporary)
             os.replace(temporary, path)
             rows.append(
                 {
@@ -1337,6 +1363,7 @@ def write_dataset(
                     "split": split,
                     "yaw": scene.yaw,
                     "mirrored": scene.mirrored,
+                    "style": style,
                 }
             )
             bar.update(1)
@@ -1534,6 +1561,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--per-exercise", type=int, default=100)
     parser.add_argument("--split", choices=sorted(SPLIT_SEEDS), default="train")
     parser.add_argument("--exercises", nargs="*", help="only these exercise ids")
+    parser.add_argument(
+        "--style",
+        choices=STYLES,
+        default="varied",
+        help="varied: the vision model's data; illustration: the generator's",
+    )
+    parser.add_argument("--size", type=int, default=224, help="image side in pixels")
     parser.add_argument("--sheet", type=Path, help="write a contact sheet PNG here")
     parser.add_argument("--sheet-seed", type=int, default=0)
     args = parser.parse_args(argv)
@@ -1542,7 +1576,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.sheet is not None:
         print(write_sheet(args.sheet, args.sheet_seed, args.exercises or None))
     if args.out is not None:
-        print(write_dataset(args.out, args.per_exercise, args.split, args.exercises or None))
+        print(write_dataset(args.out, args.per_exercise, args.split, args.exercises or None,
+                            style=args.style, size=args.size))  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -1,6 +1,9 @@
 """How well the image generator draws the exercise it is asked for, and how fast.
 
-    omnicoach eval imagegen [--images data/exercise-images] [--out reports/imagegen]
+    omnicoach eval imagegen [--images data/drawing-images] [--out reports/imagegen]
+
+The real renders compared with are those the generator learnt from: the illustrations in
+data/drawing-images (`make drawing-images`) for the shipped one.
 
 Every exercise is asked for in the held-out wordings (data/drawing_dataset.HELD_OUT_TEMPLATES:
 never trained on), one image per prompt and seed, by each sampler: DDIM with 50 steps (the
@@ -99,6 +102,7 @@ class ImageGenEvaluation:
             "guidance_scale": GUIDANCE,
             "seed": seed,
             "features": "EfficientNet-Lite0, pooled 1280-d (not Inception)",
+            "real_renders": str(self.images),
             "real": {
                 "recognised": self._recognised(real, asked),
                 "clip_score": self._clip_score(real, asked),
@@ -196,7 +200,7 @@ def markdown_report(report: dict) -> str:
         f"{report['exercises']} exercises, {report['images_per_sampler']} prompts per sampler "
         f"(held-out wordings, English names), one image each, guidance {report['guidance_scale']}, "
         f"seed {report['seed']}. Regenerate: `omnicoach eval imagegen`. FID on "
-        f"{report['features']}, against the test renders.",
+        f"{report['features']}, against the test renders in `{report.get('real_renders')}`.",
         "",
         "| sampler | UNet evaluations | s per image | recognised | CLIP score (ratio to real) "
         "| FID |",

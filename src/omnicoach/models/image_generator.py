@@ -27,6 +27,7 @@ from PIL import Image
 from omnicoach.errors import InvalidRequestError, ModelFileError
 
 SIZE = 64  # pixels a side
+EXERCISE_PROMPT = "a person doing {name}"  # one of the training wordings (data/drawing_dataset)
 TEXT_TOKENS = 32  # MiniLM tokens the UNet attends to: a prompt is cut to this
 TEXT_DIM = 384
 LATENT_CHANNELS = 4
@@ -167,15 +168,29 @@ MAX_STEPS = 100
 MAX_SIDE = 1024
 
 
+def says_word(text: str, word: str) -> bool:
+    """Whether TEXT has WORD (a LoRA's trigger) as a whole word, in any case."""
+    return re.search(rf"(?<!\w){re.escape(word.lower())}(?!\w)", text.lower()) is not None
+
+
 class ImageGenerator:
     """What the server draws with: the artifact trained here, or a diffusers directory
     (OMNICOACH_IMAGE_MODEL). One drawing at a time: a pipeline's scheduler holds per-call
     state, and two would only share the same cores."""
 
     def __init__(
-        self, pipeline, name: str, native_size: int, upscales: bool, lora_dir: Path | None = None
+        self,
+        pipeline,
+        name: str,
+        native_size: int,
+        upscales: bool,
+        lora_dir: Path | None = None,
+        exercise_prompt: str | None = None,
     ):
         self.pipeline, self.name, self.native_size = pipeline, name, native_size
+        # How this model was taught to name an exercise ("a person doing {name}"); None for a
+        # pipeline trained elsewhere, which reads a request as it is.
+        self.exercise_prompt = exercise_prompt
         # Our generator draws 64×64; a larger requested size is that drawing scaled up. A real
         # pipeline draws at the requested size itself.
         self.upscales = upscales
@@ -203,11 +218,7 @@ class ImageGenerator:
                     "lora", f"lora {name!r} is not one of this model's: {known}"
                 )
             return loras[name]
-        said = prompt.lower()
-        for lora in loras.values():
-            if re.search(rf"(?<!\w){re.escape(lora['trigger'].lower())}(?!\w)", said):
-                return lora
-        return None
+        return next((lora for lora in loras.values() if says_word(prompt, lora["trigger"])), None)
 
     def _use(self, lora: dict | None) -> None:
         """Turn LORA on in the pipeline (loading it the first time), or every LoRA off."""
@@ -304,4 +315,7 @@ def load_image_generator(
         scale = getattr(pipeline, "vae_scale_factor", 8)
         native = sample.sample_size * scale if sample is not None else 512
         return ImageGenerator(pipeline, directory.name, native, upscales=False, lora_dir=lora_dir)
-    return ImageGenerator(load_generator(directory), name, SIZE, upscales=True, lora_dir=lora_dir)
+    return ImageGenerator(
+        load_generator(directory), name, SIZE, upscales=True, lora_dir=lora_dir,
+        exercise_prompt=EXERCISE_PROMPT,
+    )  # fmt: skip

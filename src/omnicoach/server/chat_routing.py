@@ -1,17 +1,22 @@
 """Chat messages that ask for a picture go to the image generator, the rest to the chat model.
 
 The prompt router (models/prompt_router.py) classifies the last user message. A picture
-request is drawn (routes_images.draw, the message as the prompt) and answered with the picture
-kept with the answer; where no image generator is installed, it is answered plainly that
-drawing is not available, instead of letting the chat model pretend it drew something.
+request is drawn (routes_images.draw; drawing_prompt says what is asked for) and answered
+with the picture kept with the answer; where no image generator is installed, it is answered
+plainly that drawing is not available, instead of letting the chat model pretend it drew
+something.
 """
 
+import functools
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from starlette.concurrency import run_in_threadpool
 
 from omnicoach.errors import ModelFileError
+from omnicoach.knowledge.base import load_entries
+from omnicoach.knowledge.names import name_patterns, named_exercise
+from omnicoach.models.image_generator import says_word
 from omnicoach.models.prompt_router import IMAGE, Route
 from omnicoach.server.routes_classify import MAX_PROMPT_CHARS
 
@@ -60,6 +65,33 @@ async def routed_reply(request, user: str, route: Route | None, prompt: str):
         return FixedReply(IMAGE_GENERATION_MISSING), ROUTER_NAME, []
     # Our generator draws 64×64: the chat shows it four times larger.
     size = f"{4 * generator.native_size}x{4 * generator.native_size}"
+    prompt = drawing_prompt(prompt, generator)
     drawn = await draw(request, user, prompt=prompt, size=size if generator.upscales else None)
     reply = FixedReply(f"Here is a picture for “{prompt.strip()}” (seed {drawn['seed']}).")
     return reply, drawn["model"], [image["file_id"] for image in drawn["images"]]
+
+
+@functools.cache
+def _exercise_names() -> tuple[dict[str, dict], list]:
+    entries = load_entries()
+    return {entry["id"]: entry for entry in entries}, name_patterns(entries)
+
+
+def drawing_prompt(message: str, generator) -> str:
+    """What to draw for a chat MESSAGE. The generator trained here knows an exercise by the
+    wordings it learnt ("a person doing Warrior II"), not by whatever else a message says
+    ("can you draw warrior 2 for me and say what it's good for?"), so a message naming a
+    knowledge-base exercise is drawn as the generator's own wording, with any LoRA trigger
+    word the message says kept. Other messages, and generators trained elsewhere, get the
+    message as it is."""
+    if generator.exercise_prompt is None:
+        return message
+    entries, patterns = _exercise_names()
+    exercise = named_exercise(message, patterns)
+    if exercise is None:
+        return message
+    asked = generator.exercise_prompt.format(name=entries[exercise]["name"]["en"])
+    loras = generator.loras().values()
+    return " ".join(
+        [asked, *(lora["trigger"] for lora in loras if says_word(message, lora["trigger"]))]
+    )

@@ -1,17 +1,24 @@
 """Training the image generator from scratch, in two stages (models/image_generator.py).
 
-    omnicoach train imagegen --stage autoencoder --out var/train/imagegen-ae --max-steps 800
+    omnicoach train imagegen --stage autoencoder --out var/train/imagegen-ae --max-steps 2500
     omnicoach train imagegen --stage unet --autoencoder var/train/imagegen-ae/autoencoder \
-        --out var/train/imagegen --max-minutes 100 --ship artifacts/imagegen
+        --out var/train/imagegen --max-minutes 100
+    omnicoach train imagegen --stage decoder --autoencoder var/train/imagegen-ae/autoencoder \
+        --out var/train/imagegen-decoder --max-steps 800
 
-Stage "autoencoder" trains the small AutoencoderKL to reconstruct the rendered figures at
-64×64 (L1, a very light KL term as in Stable Diffusion's), then sets its latent scaling factor
-so that the latents have unit variance. Stage "unet" encodes every training image once and
-trains the UNet to predict v (training_scheduler) for noisy latents, conditioned on MiniLM's
-token states of a prompt naming the exercise (data/drawing_dataset.py: templates, English or
-Sanskrit name), the prompt dropped one time in ten so that classifier-free guidance works;
-the loss is weighted by min-SNR-5 (Hang et al. 2023), which converges several times faster
-than the plain loss.
+The images are the rendered exercise figures in the "illustration" style (data/
+exercise_images.py: one neutral person, centred on a plain background; `make drawing-images`).
+Stage "autoencoder" trains the small AutoencoderKL to reconstruct them at 64×64 (L1, a very
+light KL term as in Stable Diffusion's), then sets its latent scaling factor so that the
+latents have unit variance. Stage "decoder" goes on training its decoder alone: the latents
+do not change, so it can run after the UNet's and sharpen what the UNet draws. Stage "unet"
+encodes every training image once and trains the UNet to predict v (training_scheduler) for
+noisy latents, conditioned on MiniLM's token states of a prompt naming the exercise
+(data/drawing_dataset.py: templates, English or Sanskrit name), the prompt dropped one time
+in ten so that classifier-free guidance works; the loss is weighted by min-SNR-5 (Hang et
+al. 2023), which converges several times faster than the plain loss. The UNet's weights are
+averaged as they train (EMA, decay 0.999, as DDPM and Stable Diffusion do); validation,
+samples and the shipped UNet use the average.
 
 Training runs for hours on this CPU, so it is built to stop and go on: a checkpoint (weights
 in fp16, Adam's moments in bf16) replaces the previous one every `checkpoint_every` steps and
@@ -22,11 +29,13 @@ held-out test renders, sample images every `sample_every` steps (samples/step-N.
 in held-out wordings), loss curve in CSV and PNG, tqdm progress.
 """
 
+import functools
 import json
 import math
 import shutil
 import time
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -47,11 +56,12 @@ from omnicoach.models import image_generator as generator
 from omnicoach.training.sft import load_trainable, save_trainable, write_curve
 from omnicoach.training.vlm import bf16_is_fast
 
-STAGES = ("autoencoder", "unet")
+STAGES = ("autoencoder", "unet", "decoder")
 CHECKPOINT = "checkpoint"
 PROMPT_DROPOUT = 0.1  # share of steps' prompts replaced by "": the unconditional model
 MIN_SNR_GAMMA = 5.0
 VALIDATION_IMAGES = 256
+EMA_FILE = "ema.pt"
 # The exercises drawn in the sample grids: yoga and gym, standing, seated, lying, inverted.
 SAMPLE_EXERCISES = [
     "warrior-ii",
@@ -69,9 +79,9 @@ SAMPLE_EXERCISES = [
 class ImageGenConfig:
     stage: str
     out: Path
-    images: Path = REPO / "data" / "exercise-images"
+    images: Path = REPO / "data" / "drawing-images"
     autoencoder: Path | None = None  # stage unet: the trained autoencoder's directory
-    init: Path | None = None  # stage unet: go on from this shipped artifact
+    init: Path | None = None  # go on from this shipped artifact's model of the stage
     exercises: list[str] | None = None  # only these (tests); default every rendered one
     batch_size: int = 32
     learning_rate: float | None = None  # autoencoder 5e-4, UNet 2e-4
@@ -84,6 +94,7 @@ class ImageGenConfig:
     seed: int = 0
     resume: bool = True
     precision: str | None = None  # "bf16" or "no"; default bf16 where the CPU is fast at it
+    ema_decay: float = 0.999  # stage unet: sample, validate and ship averaged weights; 0: off
 
 
 def train_imagegen(config: ImageGenConfig, on_step: Callable | None = None, log=print) -> dict:
@@ -101,7 +112,7 @@ def train_imagegen(config: ImageGenConfig, on_step: Callable | None = None, log=
     out = Path(config.out)
     out.mkdir(parents=True, exist_ok=True)
     images = _Images(config)
-    stage = (_AutoencoderStage if config.stage == "autoencoder" else _UNetStage)(config, images)
+    stage = (_UNetStage if config.stage == "unet" else _AutoencoderStage)(config, images)
     stage.bf16 = precision == "bf16"
     model = stage.model
     log(
@@ -109,7 +120,7 @@ def train_imagegen(config: ImageGenConfig, on_step: Callable | None = None, log=
         f"{len(images.train)} training and {len(images.test)} held-out images of "
         f"{len(set(images.train_ids))} exercises; precision {precision}"
     )
-    learning_rate = config.learning_rate or (5e-4 if config.stage == "autoencoder" else 2e-4)
+    learning_rate = config.learning_rate or (2e-4 if config.stage == "unet" else 5e-4)
     optimizer = torch.optim.AdamW(model.parameters(), lr=learning_rate, weight_decay=0.01)
     schedule = get_constant_schedule_with_warmup(optimizer, config.warmup_steps)
     model, optimizer, schedule = accelerator.prepare(model, optimizer, schedule)
@@ -118,6 +129,7 @@ def train_imagegen(config: ImageGenConfig, on_step: Callable | None = None, log=
     checkpoint = out / CHECKPOINT
     if config.resume and (checkpoint / "progress.json").is_file():
         state = load_trainable(accelerator, model, optimizer, schedule, checkpoint)
+        stage.load_extra(checkpoint)
         log(f"resumed from step {state['step']}")
     elif config.init is not None:
         state |= stage.init_from(Path(config.init))
@@ -136,6 +148,7 @@ def train_imagegen(config: ImageGenConfig, on_step: Callable | None = None, log=
         optimizer.step()
         schedule.step()
         optimizer.zero_grad()
+        stage.after_step()
         state["step"] += 1
         state["seconds"] = seconds_before + time.time() - started
         step = state["step"]
@@ -155,7 +168,9 @@ def train_imagegen(config: ImageGenConfig, on_step: Callable | None = None, log=
         if on_step:
             on_step(record, total)
         if step % config.checkpoint_every == 0 or last:
-            save_trainable(accelerator, model, optimizer, schedule, checkpoint, state)
+            save_trainable(
+                accelerator, model, optimizer, schedule, checkpoint, state, stage.write_extra
+            )
         if out_of_time:
             log(f"stopped after {config.max_minutes} minutes at step {step}; resume to go on")
             break
@@ -190,16 +205,14 @@ def ship(out: Path, artifact: Path, command: str, started: float, **facts) -> di
     out = Path(out)
     summary = json.loads((out / "summary.json").read_text())
     config = summary["config"]
-    if config["init"]:
+    if config["autoencoder"]:
+        source = Path(config["autoencoder"])
+        autoencoder_training = _autoencoder_facts(source)
+    else:
         source = Path(config["init"]) / "autoencoder"
         autoencoder_training = json.loads((Path(config["init"]) / "manifest.json").read_text())[
             "autoencoder_training"
         ]
-    else:
-        source = Path(config["autoencoder"])
-        autoencoder_training = _summary_facts(
-            json.loads((source.parent / "summary.json").read_text())
-        )
     with writing(artifact) as staging:
         AutoencoderKL.from_pretrained(source).half().save_pretrained(staging / "autoencoder")
         UNet2DConditionModel.from_pretrained(out / "unet").half().save_pretrained(staging / "unet")
@@ -222,6 +235,15 @@ def ship(out: Path, artifact: Path, command: str, started: float, **facts) -> di
             },
             **facts,
         )
+
+
+def _autoencoder_facts(trained: Path) -> dict:
+    """How the autoencoder in TRAINED was trained; for a decoder stage, its encoder's too."""
+    summary = json.loads((trained.parent / "summary.json").read_text())
+    facts = _summary_facts(summary)
+    if summary["stage"] == "decoder":
+        facts["encoder_training"] = _autoencoder_facts(Path(summary["config"]["autoencoder"]))
+    return facts
 
 
 def _summary_facts(summary: dict) -> dict:
@@ -254,13 +276,45 @@ class _Images:
         return pixels, ids
 
 
-class _AutoencoderStage:
+class _Stage:
+    """What a stage adds to the shared loop: nothing, unless it keeps averaged weights."""
+
+    def after_step(self) -> None:
+        pass
+
+    def write_extra(self, checkpoint: Path) -> None:
+        pass
+
+    def load_extra(self, checkpoint: Path) -> None:
+        pass
+
+
+class _AutoencoderStage(_Stage):
     loss_name = "L1 reconstruction (pixels in [-1, 1])"
 
     def __init__(self, config: ImageGenConfig, images: _Images):
         self.config, self.images = config, images
         self.model = generator.new_autoencoder()
         self.bf16 = False
+        if config.stage == "decoder":
+            self._freeze_encoder(config.autoencoder)
+
+    def _freeze_encoder(self, trained: Path | None) -> None:
+        """Stage "decoder": go on training only the decoder of the autoencoder TRAINED. The
+        encoder, and so every latent, stays as it is, so a UNet trained on those latents
+        stays valid and draws sharper pictures through the better decoder (as Stable
+        Diffusion's fine-tuned VAE decoders were made)."""
+        from diffusers import AutoencoderKL
+
+        if trained is None:
+            raise InvalidRequestError(
+                "stage decoder needs the trained autoencoder: --autoencoder DIR (from stage "
+                "autoencoder)"
+            )
+        shipped = AutoencoderKL.from_pretrained(trained, torch_dtype=torch.float32)
+        self.model.load_state_dict(shipped.state_dict())
+        self.model.encoder.requires_grad_(False)
+        self.model.quant_conv.requires_grad_(False)
 
     def loss(self, batch: torch.Generator) -> torch.Tensor:
         chosen = torch.randint(len(self.images.train), (self.config.batch_size,), generator=batch)
@@ -285,6 +339,15 @@ class _AutoencoderStage:
         decoded = self.model(pixels, sample_posterior=False).sample
         save_grid(torch.cat([pixels, decoded]), path, columns=8)
 
+    def init_from(self, artifact: Path) -> dict:
+        """The shipped autoencoder's weights, steps and time (to adapt it to new images)."""
+        from diffusers import AutoencoderKL
+
+        shipped = AutoencoderKL.from_pretrained(artifact / "autoencoder", torch_dtype=torch.float32)
+        self.model.load_state_dict(shipped.state_dict())
+        trained = json.loads((artifact / "manifest.json").read_text())["autoencoder_training"]
+        return {"step": trained["steps"], "seconds": trained["training_seconds"], "history": []}
+
     @torch.no_grad()
     def save(self, out: Path) -> None:
         """The autoencoder with its latent scaling factor (1 / std of the training latents)."""
@@ -295,7 +358,7 @@ class _AutoencoderStage:
         _replace(out / "autoencoder", lambda d: self.model.save_pretrained(d))
 
 
-class _UNetStage:
+class _UNetStage(_Stage):
     loss_name = "v-prediction MSE, min-SNR-5 weighted"
 
     def __init__(self, config: ImageGenConfig, images: _Images):
@@ -311,15 +374,24 @@ class _UNetStage:
         self.autoencoder = AutoencoderKL.from_pretrained(source, torch_dtype=torch.float32).eval()
         self.autoencoder.requires_grad_(False)
         self.model = generator.new_unet()
+        self.ema = None  # an exponential moving average of the weights, made at the first step
         self.scheduler = generator.training_scheduler()
         self.bf16 = False
         self.pipeline = generator.assemble(
             self.autoencoder, self.model, generator.sampling_scheduler(self.scheduler.config)
         )
-        self.mean, self.std = self._encode(images.train)
-        self.test_latents = self._encode(images.test[:VALIDATION_IMAGES])[0]
         self.prompt_states, self.prompts_of = self._prompt_states(TRAIN_TEMPLATES)
         self.empty = generator.encode_prompts(self.pipeline, [""])[0]
+
+    @functools.cached_property
+    def train_latents(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every training image encoded once, when the first step needs them (minutes for
+        tens of thousands of images; a run that only ships never does)."""
+        return self._encode(self.images.train)
+
+    @functools.cached_property
+    def test_latents(self) -> torch.Tensor:
+        return self._encode(self.images.test[:VALIDATION_IMAGES])[0]
 
     @torch.no_grad()
     def _encode(self, pixels: torch.Tensor):
@@ -343,9 +415,10 @@ class _UNetStage:
         return states, rows
 
     def loss(self, batch: torch.Generator) -> torch.Tensor:
-        chosen = torch.randint(len(self.mean), (self.config.batch_size,), generator=batch)
+        mean, std = self.train_latents
+        chosen = torch.randint(len(mean), (self.config.batch_size,), generator=batch)
         states = torch.stack([self._prompt_of(int(i), batch) for i in chosen])
-        latents = self.mean[chosen], self.std[chosen]
+        latents = mean[chosen], std[chosen]
         return diffusion_loss(self.model, self.scheduler, latents, states, batch, self.bf16)
 
     def _prompt_of(self, index: int, batch: torch.Generator) -> torch.Tensor:
@@ -354,8 +427,51 @@ class _UNetStage:
         rows = self.prompts_of[self.images.train_ids[index]]
         return self.prompt_states[rows[int(torch.randint(len(rows), (), generator=batch))]]
 
+    def after_step(self) -> None:
+        """Average the weights: diffusion samples from an average of the last ~1/(1-decay)
+        steps' weights are much cleaner than from the last step's, as in DDPM and SD."""
+        from diffusers.training_utils import EMAModel
+
+        if not self.config.ema_decay:
+            return
+        if self.ema is None:
+            self.ema = EMAModel(self.model.parameters(), decay=self.config.ema_decay)
+        self.ema.step(self.model.parameters())
+
+    @contextmanager
+    def averaged(self):
+        """The model with its averaged weights in place (its own weights restored after)."""
+        if self.ema is None:
+            yield
+            return
+        self.ema.store(self.model.parameters())
+        self.ema.copy_to(self.model.parameters())
+        try:
+            yield
+        finally:
+            self.ema.restore(self.model.parameters())
+
+    def write_extra(self, checkpoint: Path) -> None:
+        if self.ema is not None:
+            state = self.ema.state_dict()
+            state["shadow_params"] = [p.half() for p in state["shadow_params"]]
+            torch.save(state, checkpoint / EMA_FILE)
+
+    def load_extra(self, checkpoint: Path) -> None:
+        from diffusers.training_utils import EMAModel
+
+        if self.config.ema_decay and (checkpoint / EMA_FILE).is_file():
+            state = torch.load(checkpoint / EMA_FILE, weights_only=True)
+            state["shadow_params"] = [p.float() for p in state["shadow_params"]]
+            self.ema = EMAModel(self.model.parameters(), decay=self.config.ema_decay)
+            self.ema.load_state_dict(state)
+
     @torch.no_grad()
     def validate(self) -> float:
+        with self.averaged():
+            return self._validate()
+
+    def _validate(self) -> float:
         """The training loss on held-out renders, with a fixed draw of noise and steps and the
         prompts in the first training wording (comparable across steps and runs)."""
         self.model.eval()
@@ -380,6 +496,10 @@ class _UNetStage:
 
     @torch.no_grad()
     def draw_samples(self, path: Path) -> None:
+        with self.averaged():
+            self._draw_samples(path)
+
+    def _draw_samples(self, path: Path) -> None:
         """One image per sample exercise, asked for in a held-out wording, seed 0."""
         self.model.eval()
         exercises = [e for e in SAMPLE_EXERCISES if e in self.images.entries]
@@ -410,7 +530,8 @@ class _UNetStage:
 
     def save(self, out: Path) -> None:
         self.model.eval()
-        _replace(out / "unet", lambda d: self.model.save_pretrained(d))
+        with self.averaged():
+            _replace(out / "unet", lambda d: self.model.save_pretrained(d))
         _replace(out / "scheduler", lambda d: self.scheduler.save_pretrained(d))
 
 

@@ -330,9 +330,12 @@ def save_adapter(accelerator, model, tokenizer, directory: Path) -> None:
         staging.rename(directory)
 
 
-def save_trainable(accelerator, model, optimizer, schedule, checkpoint: Path, state: dict):
+def save_trainable(
+    accelerator, model, optimizer, schedule, checkpoint: Path, state: dict, extra=None
+):
     """The trainable (LoRA) weights in fp16 and the training state (training/checkpoints.py).
-    The frozen base model is not saved: it is the bundled one."""
+    The frozen base model is not saved: it is the bundled one. EXTRA(directory), if given,
+    writes more files into the same checkpoint (e.g. averaged weights)."""
 
     def write_weights(directory: Path) -> None:
         from safetensors.torch import save_file
@@ -343,6 +346,8 @@ def save_trainable(accelerator, model, optimizer, schedule, checkpoint: Path, st
             if p.requires_grad
         }
         save_file(trainable, directory / "trainable.safetensors")
+        if extra is not None:
+            extra(directory)
 
     save_checkpoint(accelerator, optimizer, schedule, checkpoint, state, write_weights)
 
