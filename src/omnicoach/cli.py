@@ -656,6 +656,11 @@ def eval_imagegen_command(
         Path, typer.Option(help="The alignment model (omnicoach train alignment).")
     ] = Path("artifacts/alignment"),
     seed: int = 0,
+    guidance: Annotated[float | None, typer.Option(min=0, help="Default: the server's.")] = None,
+    sweep_guidance: Annotated[
+        str | None,
+        typer.Option(help='Only compare guidance scales, e.g. "2,4,6,8" (a training wording).'),
+    ] = None,
 ) -> None:
     """The image generator on held-out prompt wordings: exercise recognised, CLIP score (the
     alignment model's), FID on EfficientNet-Lite0 features; DDIM 50 steps against DPM-Solver++
@@ -674,6 +679,14 @@ def eval_imagegen_command(
     generator = registry.image_generator()
     aligner = load_alignment(alignment, ImageEncoder(grid=1), registry.embedder())
     evaluation = ImageGenEvaluation(generator.pipeline, aligner, images)
+    if sweep_guidance:
+        scales = [float(scale) for scale in sweep_guidance.split(",")]
+        for row in evaluation.sweep_guidance(scales):
+            print(f"guidance {row['guidance_scale']:g}: recognised {row['recognised']:.1%}, "
+                  f"CLIP score {row['clip_score']:.1f}")  # fmt: skip
+        return
+    if guidance is not None:
+        evaluation.guidance = guidance
     report = evaluation.run(seed=seed)
     report["model"] = generator.name
     write_report(report, out)

@@ -28,6 +28,9 @@ from omnicoach.errors import InvalidRequestError, ModelFileError
 
 SIZE = 64  # pixels a side
 EXERCISE_PROMPT = "a person doing {name}"  # one of the training wordings (data/drawing_dataset)
+# Classifier-free guidance by default: chosen by `omnicoach eval imagegen --sweep-guidance`
+# (README, Drawing: Evaluation), on a training wording so the held-out ones stay unseen.
+DEFAULT_GUIDANCE = 4.0
 TEXT_TOKENS = 32  # MiniLM tokens the UNet attends to: a prompt is cut to this
 TEXT_DIM = 384
 LATENT_CHANNELS = 4
@@ -262,7 +265,7 @@ class ImageGenerator:
         prompt: str,
         negative_prompt: str | None = None,
         steps: int = 20,
-        guidance: float = 4.0,
+        guidance: float = DEFAULT_GUIDANCE,
         seed: int | None = None,
         n: int = 1,
         size: str | None = None,

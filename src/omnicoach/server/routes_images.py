@@ -18,6 +18,7 @@ from starlette.concurrency import run_in_threadpool
 
 from omnicoach.errors import OmnicoachError
 from omnicoach.images.zip_dataset import ZipDatasetError, read_training_zip
+from omnicoach.models.image_generator import DEFAULT_GUIDANCE
 from omnicoach.server.auth import CurrentUser
 from omnicoach.server.errors import APIError, from_domain_error
 from omnicoach.server.routes_classify import checked_prompt
@@ -32,7 +33,9 @@ class GenerateRequest(BaseModel):
     prompt: str = Field(description="What to draw.")
     negative_prompt: str | None = Field(None, description="What the picture should not show.")
     steps: int | None = Field(None, description="Sampler steps; default the server's (20).")
-    guidance: float = Field(4.0, description="Classifier-free guidance scale (0 = none).")
+    guidance: float = Field(
+        DEFAULT_GUIDANCE, description="Classifier-free guidance scale (0 = none)."
+    )
     seed: int | None = Field(None, ge=0, description="Same seed, same picture; default random.")
     size: str | None = Field(None, description='"WxH"; default the model\'s own size.')
     n: int = Field(1, description="How many pictures (seeds seed, seed+1, …).")
