@@ -4,6 +4,7 @@ pipeline from elsewhere gets the message as it is."""
 
 import json
 
+from omnicoach.data.drawing_dataset import HELD_OUT_TEMPLATES, TRAIN_TEMPLATES
 from omnicoach.models.image_generator import EXERCISE_PROMPT, ImageGenerator
 from omnicoach.server.chat_routing import drawing_prompt
 
@@ -20,6 +21,8 @@ def _generator(tmp_path, exercise_prompt):
 
 
 def test_a_message_naming_an_exercise_is_drawn_in_the_generators_wording(tmp_path):
+    # The wording is one the generator trained on, so the evaluation's held-out ones stay unseen.
+    assert EXERCISE_PROMPT in TRAIN_TEMPLATES and EXERCISE_PROMPT not in HELD_OUT_TEMPLATES
     ours = _generator(tmp_path, EXERCISE_PROMPT)
     asked = "can you draw warrior II for me and say what it is good for?"
     assert drawing_prompt(asked, ours) == "a person doing Warrior II"

@@ -12,7 +12,7 @@ from omnicoach.data.drawing_dataset import HELD_OUT_TEMPLATES, TRAIN_TEMPLATES, 
 from omnicoach.data.exercise_images import write_dataset
 from omnicoach.errors import InvalidRequestError, ModelFileError
 from omnicoach.knowledge.base import load_entries
-from omnicoach.models.image_generator import load_generator
+from omnicoach.models.image_generator import DEFAULT_GUIDANCE, load_generator
 from omnicoach.training.imagegen import ImageGenConfig, ship, train_imagegen
 
 EXERCISES = ["boat-pose", "tree-pose", "push-up"]
@@ -211,7 +211,7 @@ def test_the_generator_evaluation_reports_every_sampler(autoencoder, images, ali
         ("ddim", 6),
         ("dpm-solver++", 4),
     ]
-    for figures in (*report["samplers"], report["real"]):
+    for figures in (*report["samplers"], report["real"], report["through_autoencoder"]):
         assert 0 <= figures["recognised"] <= 1 and figures["clip_score"] >= 0
     assert report["real"]["fid_train_vs_test"] >= 0
     write_report(report, tmp_path / "report")
@@ -221,7 +221,7 @@ def test_the_generator_evaluation_reports_every_sampler(autoencoder, images, ali
     sweep = evaluation.sweep_guidance([1.0, 3.0], steps=2)
     assert [row["guidance_scale"] for row in sweep] == [1.0, 3.0]
     assert all(0 <= row["recognised"] <= 1 for row in sweep)
-    assert evaluation.guidance == 4.0  # the sweep leaves the evaluation's own scale
+    assert evaluation.guidance == DEFAULT_GUIDANCE  # the sweep leaves the evaluation's own scale
     # A different scale draws different pictures (the scale reaches the pipeline).
     first, second = (evaluation.generate(["tree pose"], 2, seed=0) for _ in (0, 1))
     assert torch.equal(first, second)

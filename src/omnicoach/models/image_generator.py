@@ -30,7 +30,7 @@ SIZE = 64  # pixels a side
 EXERCISE_PROMPT = "a person doing {name}"  # one of the training wordings (data/drawing_dataset)
 # Classifier-free guidance by default: chosen by `omnicoach eval imagegen --sweep-guidance`
 # (README, Drawing: Evaluation), on a training wording so the held-out ones stay unseen.
-DEFAULT_GUIDANCE = 4.0
+DEFAULT_GUIDANCE = 8.0
 TEXT_TOKENS = 32  # MiniLM tokens the UNet attends to: a prompt is cut to this
 TEXT_DIM = 384
 LATENT_CHANNELS = 4
