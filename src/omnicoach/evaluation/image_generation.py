@@ -31,7 +31,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from omnicoach.data.drawing_dataset import HELD_OUT_TEMPLATES, load_pixels, prompts
+from omnicoach.data.drawing_dataset import HELD_OUT_TEMPLATES, load_pixels, prompts, to_model_range
 from omnicoach.knowledge.base import load_entries
 from omnicoach.models import image_generator as generator
 
@@ -157,7 +157,7 @@ class ImageGenEvaluation:
         vae = self.pipeline.vae
         out = []
         for part in pixels.split(BATCH):
-            latents = vae.encode(part.float() / 127.5 - 1).latent_dist.mode()
+            latents = vae.encode(to_model_range(part)).latent_dist.mode()
             decoded = vae.decode(latents).sample.clamp(-1, 1)
             out.append(((decoded + 1) * 127.5).round().byte())
         return torch.cat(out)
@@ -170,10 +170,9 @@ class ImageGenEvaluation:
             (e, generator.EXERCISE_PROMPT.format(name=self.entries[e]["name"]["en"]))
             for e in self.exercises
         ]
-        results, chosen = [], self.guidance
+        results = []
         for scale in scales:
-            self.guidance = scale
-            images = self.generate([p for _, p in asked], steps, seed)
+            images = self.generate([p for _, p in asked], steps, seed, guidance=scale)
             results.append(
                 {
                     "guidance_scale": scale,
@@ -181,13 +180,14 @@ class ImageGenEvaluation:
                     "clip_score": self._clip_score(images, asked),
                 }
             )
-        self.guidance = chosen
         return results
 
     @torch.inference_mode()
-    def generate(self, texts: list[str], steps: int, seed: int) -> torch.Tensor:
+    def generate(
+        self, texts: list[str], steps: int, seed: int, guidance: float | None = None
+    ) -> torch.Tensor:
         """uint8 [N, 3, 64, 64] images, one per text, seeded per position (same noise for every
-        sampler)."""
+        sampler), with GUIDANCE or the evaluation's own."""
         out = []
         for start in range(0, len(texts), BATCH):
             batch = texts[start : start + BATCH]
@@ -197,7 +197,7 @@ class ImageGenEvaluation:
             images = self.pipeline(
                 batch,
                 num_inference_steps=steps,
-                guidance_scale=self.guidance,
+                guidance_scale=self.guidance if guidance is None else guidance,
                 height=generator.SIZE,
                 width=generator.SIZE,
                 generator=noise,
