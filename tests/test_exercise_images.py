@@ -71,7 +71,10 @@ def test_write_dataset_writes_images_and_metadata_for_both_splits(tmp_path):
         assert len(rows) == 6
         assert {r["exercise_id"] for r in rows} == set(exercises)
         for row in rows:
-            assert set(row) == {"file_name", "exercise_id", "seed", "split", "yaw", "mirrored"}
+            assert set(row) == {
+                "file_name", "exercise_id", "seed", "split", "yaw", "mirrored", "style"
+            }  # fmt: skip
+            assert row["style"] == "varied"
             assert row["split"] == split and row["file_name"].startswith(row["exercise_id"] + "/")
             with Image.open(root / row["file_name"]) as image:
                 assert image.size == (224, 224)
