@@ -451,7 +451,7 @@ def train_imagegen_command(
     ] = None,
     batch_size: Annotated[int, typer.Option(min=1)] = 32,
     learning_rate: Annotated[
-        float | None, typer.Option(min=0, help="Default 5e-4 (autoencoder), 2e-4 (UNet).")
+        float | None, typer.Option(min=0, help="Default 5e-4 (autoencoder, decoder), 2e-4 (UNet).")
     ] = None,
     max_steps: Annotated[
         int,

@@ -80,11 +80,11 @@ class ImageGenConfig:
     stage: str
     out: Path
     images: Path = REPO / "data" / "drawing-images"
-    autoencoder: Path | None = None  # stage unet: the trained autoencoder's directory
+    autoencoder: Path | None = None  # stages unet, decoder: the trained autoencoder's directory
     init: Path | None = None  # go on from this shipped artifact's model of the stage
     exercises: list[str] | None = None  # only these (tests); default every rendered one
     batch_size: int = 32
-    learning_rate: float | None = None  # autoencoder 5e-4, UNet 2e-4
+    learning_rate: float | None = None  # autoencoder and decoder 5e-4, UNet 2e-4
     warmup_steps: int = 100
     max_steps: int = 1000
     max_minutes: float | None = None
@@ -304,17 +304,20 @@ class _AutoencoderStage(_Stage):
         encoder, and so every latent, stays as it is, so a UNet trained on those latents
         stays valid and draws sharper pictures through the better decoder (as Stable
         Diffusion's fine-tuned VAE decoders were made)."""
-        from diffusers import AutoencoderKL
-
         if trained is None:
             raise InvalidRequestError(
                 "stage decoder needs the trained autoencoder: --autoencoder DIR (from stage "
                 "autoencoder)"
             )
-        shipped = AutoencoderKL.from_pretrained(trained, torch_dtype=torch.float32)
-        self.model.load_state_dict(shipped.state_dict())
+        self._load_weights(trained)
         self.model.encoder.requires_grad_(False)
         self.model.quant_conv.requires_grad_(False)
+
+    def _load_weights(self, directory: Path) -> None:
+        from diffusers import AutoencoderKL
+
+        trained = AutoencoderKL.from_pretrained(directory, torch_dtype=torch.float32)
+        self.model.load_state_dict(trained.state_dict())
 
     def loss(self, batch: torch.Generator) -> torch.Tensor:
         chosen = torch.randint(len(self.images.train), (self.config.batch_size,), generator=batch)
@@ -341,10 +344,7 @@ class _AutoencoderStage(_Stage):
 
     def init_from(self, artifact: Path) -> dict:
         """The shipped autoencoder's weights, steps and time (to adapt it to new images)."""
-        from diffusers import AutoencoderKL
-
-        shipped = AutoencoderKL.from_pretrained(artifact / "autoencoder", torch_dtype=torch.float32)
-        self.model.load_state_dict(shipped.state_dict())
+        self._load_weights(artifact / "autoencoder")
         trained = json.loads((artifact / "manifest.json").read_text())["autoencoder_training"]
         return {"step": trained["steps"], "seconds": trained["training_seconds"], "history": []}
 
