@@ -115,6 +115,14 @@ class Settings(BaseSettings):
     # API keys, comma-separated; each is a user. Keys made by `omnicoach keys create` live in
     # the database instead. With no key anywhere, auth is off (everything is the local user).
     api_keys: str = ""
+    # Requests each API key may make a minute (a burst of that many, refilled continuously);
+    # one more gets 429 with Retry-After. 0: no limit. Only keys are limited: with auth off
+    # there is one local user, the owner, and generations are bounded by the queue (503).
+    rate_limit_per_minute: int = Field(default=600, ge=0)
+    # Web pages on these origins may call the API from a browser (CORS), e.g.
+    # OMNICOACH_CORS_ORIGINS='["https://chat.example.org"]'. Empty: no CORS headers at all, so
+    # browsers keep other sites' pages from reading the API (the built-in page is same-origin).
+    cors_origins: list[str] = []
 
     # Retrieval: chat answers grounded in the knowledge base (data/kb) and the links of the
     # message, at most this many passages, cited by number; a request's `rag` overrides.
@@ -144,6 +152,22 @@ class Settings(BaseSettings):
         if duplicates:
             raise ValueError(f"model names must be unique, repeated: {', '.join(duplicates)}")
         return models
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins(cls, origins: list[str]) -> list[str]:
+        # A browser's Origin header is scheme://host[:port], nothing more: any other spelling
+        # would never match, and CORS would stay silently closed.
+        for origin in origins:
+            scheme, sep, rest = origin.partition("://")
+            if origin != "*" and (
+                scheme not in ("http", "https") or not sep or not rest or "/" in rest
+            ):
+                raise ValueError(
+                    f"{origin!r} is not an origin: write scheme://host[:port] with no path or "
+                    "trailing slash, e.g. 'https://chat.example.org', or '*' for any site"
+                )
+        return origins
 
     @property
     def database(self) -> str:

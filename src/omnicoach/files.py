@@ -10,6 +10,7 @@ import codecs
 import errno
 import hashlib
 import os
+import re
 import tempfile
 from pathlib import Path, PurePath
 from typing import BinaryIO
@@ -22,6 +23,7 @@ from omnicoach.db import Database, owned
 from omnicoach.db.schema import StoredFile
 from omnicoach.errors import (
     FileTooLargeError,
+    NotFoundError,
     StorageFullError,
     UnsupportedFileTypeError,
 )
@@ -32,6 +34,10 @@ SNIFF_BYTES = 8192
 # record WebM/MP4), ZIP (training datasets) and text (evaluation, fine-tuning data).
 ACCEPTED_PREFIXES = ("image/", "audio/")
 ACCEPTED_TYPES = {"video/webm", "video/mp4", "application/zip", "text/plain"}
+# What new_id("file-") makes, with room for OpenAI-style ids. An id is only a database key (the
+# bytes are found by their hash), so anything else ("../../etc/passwd") is simply not found,
+# without reaching the database.
+FILE_ID = re.compile(r"file-[A-Za-z0-9_-]{1,59}")
 
 
 class FileStore:
@@ -40,6 +46,10 @@ class FileStore:
         self.max_bytes = settings.max_upload_bytes
 
     def path(self, stored: StoredFile) -> Path:
+        """Where STORED's bytes are: named by their sha256 only, which the server computed;
+        neither the file id nor the uploaded name is ever part of a path."""
+        if not _is_sha256(stored.sha256):  # only save() writes rows: a bug, not a request
+            raise ValueError(f"file {stored.id} has no valid sha256: {stored.sha256!r}")
         return self.root / stored.sha256[:2] / stored.sha256
 
     def save(
@@ -96,6 +106,7 @@ class FileStore:
         return sha.hexdigest(), size, head
 
     def get(self, db: Database, user: str, file_id: str) -> StoredFile:
+        _check_id(file_id)
         with db.read() as session:
             return owned(session, StoredFile, file_id, user, "file")
 
@@ -108,6 +119,7 @@ class FileStore:
 
     def delete(self, db: Database, user: str, file_id: str) -> None:
         """Forget the upload; the bytes go too when no other upload has the same content."""
+        _check_id(file_id)
         with db.write() as session:
             stored = owned(session, StoredFile, file_id, user, "file")
             session.delete(stored)
@@ -143,6 +155,15 @@ def is_text(head: bytes) -> bool:
     except UnicodeDecodeError:
         return False
     return True
+
+
+def _check_id(file_id: str) -> None:
+    if not FILE_ID.fullmatch(file_id):
+        raise NotFoundError("file", file_id[:80])
+
+
+def _is_sha256(text: str) -> bool:
+    return len(text) == 64 and all(c in "0123456789abcdef" for c in text)
 
 
 def _safe_name(filename: str) -> str:

@@ -2,9 +2,17 @@
 
 Auth is on as soon as one key exists: in the database (`omnicoach keys create NAME`) or in
 ``OMNICOACH_API_KEYS``. With none, everything belongs to the local user.
+
+Checking a key leaks nothing usable through timing: the database is searched for the key's
+sha256, never for the key itself, so the (indexed, not constant-time) search can at most hint
+at the leading bytes of a stored hash, and even a whole stored hash gives no key back (keys
+are 256 random bits; a hash cannot be inverted). The row found is then compared once more,
+digest to digest, with hmac.compare_digest, so the answer itself never rests on an
+early-exit comparison.
 """
 
 import hashlib
+import hmac
 import secrets
 
 from sqlalchemy import delete, select
@@ -63,5 +71,12 @@ def auth_enabled(db: Database) -> bool:
 
 
 def user_for_key(db: Database, key: str) -> str | None:
+    """The id of the user whose key is KEY, or None."""
+    digest = hash_key(key)
     with db.read() as session:
-        return session.scalar(select(User.id).where(User.key_hash == hash_key(key)))
+        found = session.execute(
+            select(User.id, User.key_hash).where(User.key_hash == digest)
+        ).first()
+    if found is None or not hmac.compare_digest(found.key_hash.encode(), digest.encode()):
+        return None
+    return found.id

@@ -4,6 +4,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
 from starlette.concurrency import run_in_threadpool
+from starlette.middleware.cors import CORSMiddleware
 
 from omnicoach import __version__
 from omnicoach.config import Settings
@@ -26,6 +27,7 @@ from omnicoach.server.auth import current_user
 from omnicoach.server.body_limit import BodySizeLimit
 from omnicoach.server.errors import install_error_handlers
 from omnicoach.server.generation_runner import GenerationRunner
+from omnicoach.server.rate_limit import RateLimiter
 from omnicoach.threads import apply_threads
 from omnicoach.users import register_keys
 
@@ -68,6 +70,7 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.rate_limiter = RateLimiter(settings.rate_limit_per_minute)  # per key: auth.py
     install_error_handlers(app)
     # Every route but /health and the docs needs the caller's key while auth is on.
     authenticated = [Depends(current_user)]
@@ -80,6 +83,20 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(routes_jobs.router, dependencies=authenticated)
     routes_web.mount_web(app)  # the chat page: no key needed; its API calls carry one
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
+    if settings.cors_origins:
+        # Closed unless configured: without the middleware no response carries CORS headers.
+        # Added last, so it is outermost: preflights are answered before auth, and every
+        # answer (413s and 429s too) carries the headers a browser needs to read it.
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "PATCH", "DELETE", "OPTIONS"],
+            # Any request header: the official clients add their own (X-Stainless-*). No
+            # cookies are used (keys travel in Authorization), so credentials stay off.
+            allow_headers=["*"],
+            expose_headers=["Retry-After"],
+            max_age=600,
+        )
 
     @app.get("/health", tags=["service"])
     def health() -> dict:

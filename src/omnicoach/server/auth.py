@@ -1,4 +1,9 @@
-"""Who is asking: the Bearer key's user, or the local user while auth is off."""
+"""Who is asking: the Bearer key's user, or the local user while auth is off.
+
+Each key's requests are also counted here (server/rate_limit.py): over the limit, 429. The
+local user is never limited: with auth off there is one user, the machine's owner, and the
+generation queue (503 with Retry-After) already protects the machine from too much work.
+"""
 
 from typing import Annotated
 
@@ -10,7 +15,8 @@ from omnicoach.users import auth_enabled, user_for_key
 
 
 def current_user(request: Request) -> str:
-    """FastAPI dependency returning the caller's user id; 401 for a missing or wrong key."""
+    """FastAPI dependency returning the caller's user id; 401 for a missing or wrong key,
+    429 when the key has made too many requests."""
     db = request.app.state.db
     if not auth_enabled(db):
         return LOCAL_USER_ID
@@ -20,6 +26,7 @@ def current_user(request: Request) -> str:
     user = user_for_key(db, key.strip())
     if user is None:
         raise _unauthorized(f"incorrect API key provided: {_masked(key.strip())}")
+    request.app.state.rate_limiter.check(user)
     return user
 
 
