@@ -3,10 +3,11 @@ steps at a time: both stages, checkpoints that resume, a clean stop on time, shi
 on from a shipped artifact, and loading it as a diffusers pipeline."""
 
 import json
+import shutil
 
 import pytest
 import torch
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
 
 from omnicoach.data.drawing_dataset import HELD_OUT_TEMPLATES, TRAIN_TEMPLATES, prompts
 from omnicoach.data.exercise_images import write_dataset
@@ -85,6 +86,40 @@ def test_the_unet_trains_resumes_ships_and_goes_on_from_the_artifact(autoencoder
     (artifact / "scheduler" / "scheduler_config.json").write_text("{}")
     with pytest.raises(ModelFileError, match="does not match its manifest"):
         load_generator(artifact)
+
+
+def test_a_resumed_unet_run_reuses_the_encoded_training_images(
+    autoencoder, images, tmp_path, monkeypatch
+):
+    from omnicoach.training import imagegen
+
+    encoded = []  # the sizes of the image batches encoded, run by run
+    real_encode = imagegen._UNetStage._encode
+    monkeypatch.setattr(
+        imagegen._UNetStage,
+        "_encode",
+        lambda stage, pixels: encoded.append(len(pixels)) or real_encode(stage, pixels),
+    )
+    config = tiny("unet", tmp_path, images, autoencoder=autoencoder, max_steps=1)
+    train_imagegen(config, log=lambda *_: None)
+    train_count = len(EXERCISES) * 4
+    assert train_count in encoded and (tmp_path / "latents.pt").is_file()
+
+    encoded.clear()
+    config.max_steps = 2
+    train_imagegen(config, log=lambda *_: None)
+    assert train_count not in encoded  # read back from latents.pt, only the test images encoded
+
+    # Other encoder weights make other latents: the cache is not used.
+    other = tmp_path / "other-autoencoder"
+    shutil.copytree(autoencoder, other)
+    weights = next(other.glob("*.safetensors"))
+    tensors = load_file(weights)
+    tensors = {k: v + 0.01 if k.startswith("encoder.") else v for k, v in tensors.items()}
+    save_file(tensors, weights)
+    config.autoencoder, config.max_steps = other, 3
+    train_imagegen(config, log=lambda *_: None)
+    assert train_count in encoded
 
 
 def test_the_unet_ships_its_averaged_weights_and_resumes_the_average(autoencoder, images, tmp_path):

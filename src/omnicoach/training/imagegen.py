@@ -30,6 +30,7 @@ in held-out wordings), loss curve in CSV and PNG, tqdm progress.
 """
 
 import functools
+import hashlib
 import json
 import math
 import shutil
@@ -62,6 +63,7 @@ PROMPT_DROPOUT = 0.1  # share of steps' prompts replaced by "": the unconditiona
 MIN_SNR_GAMMA = 5.0
 VALIDATION_IMAGES = 256
 EMA_FILE = "ema.pt"
+LATENT_CACHE = "latents.pt"  # the training images encoded (var/, never shipped)
 # The exercises drawn in the sample grids: yoga and gym, standing, seated, lying, inverted.
 SAMPLE_EXERCISES = [
     "warrior-ii",
@@ -386,8 +388,31 @@ class _UNetStage(_Stage):
     @functools.cached_property
     def train_latents(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Every training image encoded once, when the first step needs them (minutes for
-        tens of thousands of images; a run that only ships never does)."""
-        return self._encode(self.images.train)
+        tens of thousands of images; a run that only ships never does), and kept in the run
+        folder, so that a resumed run does not encode them again. The cache is keyed by the
+        encoder's weights and the images: a new autoencoder or new renders encode afresh."""
+        cache = Path(self.config.out) / LATENT_CACHE
+        key = self._latent_key(self.images.train)
+        if cache.is_file():
+            cached = torch.load(cache, weights_only=True)
+            if cached["key"] == key:
+                return cached["mean"], cached["std"]
+        mean, std = self._encode(self.images.train)
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        torch.save({"key": key, "mean": mean, "std": std}, cache.with_suffix(".tmp"))
+        cache.with_suffix(".tmp").replace(cache)  # whole or not at all
+        return mean, std
+
+    def _latent_key(self, pixels: torch.Tensor) -> str:
+        """sha256 of what the latents depend on: the encoder's weights and the pixels."""
+        digest = hashlib.sha256()
+        for name, tensor in self.autoencoder.state_dict().items():
+            if name.startswith(("encoder.", "quant_conv.")):
+                digest.update(name.encode())
+                digest.update(tensor.detach().to(torch.float32).contiguous().numpy().tobytes())
+        digest.update(str(tuple(pixels.shape)).encode())
+        digest.update(pixels.contiguous().numpy().tobytes())
+        return digest.hexdigest()
 
     @functools.cached_property
     def test_latents(self) -> torch.Tensor:
