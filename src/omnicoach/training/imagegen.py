@@ -54,6 +54,7 @@ from omnicoach.data.drawing_dataset import (
 from omnicoach.errors import InvalidRequestError
 from omnicoach.knowledge.base import load_entries
 from omnicoach.models import image_generator as generator
+from omnicoach.training.checkpoints import has_checkpoint, replace_directory, staging_for
 from omnicoach.training.sft import load_trainable, save_trainable, write_curve
 from omnicoach.training.vlm import bf16_is_fast
 
@@ -129,7 +130,7 @@ def train_imagegen(config: ImageGenConfig, on_step: Callable | None = None, log=
 
     state = {"step": 0, "best": math.inf, "history": [], "seconds": 0.0}
     checkpoint = out / CHECKPOINT
-    if config.resume and (checkpoint / "progress.json").is_file():
+    if config.resume and has_checkpoint(checkpoint):
         state = load_trainable(accelerator, model, optimizer, schedule, checkpoint)
         stage.load_extra(checkpoint)
         log(f"resumed from step {state['step']}")
@@ -597,11 +598,9 @@ def _chunks(texts: list[str], size: int = 64):
 
 def _replace(directory: Path, write: Callable[[Path], None]) -> None:
     """Write DIRECTORY beside itself, then swap it in: never half-written."""
-    staging = directory.with_name(directory.name + ".tmp")
-    shutil.rmtree(staging, ignore_errors=True)
+    staging = staging_for(directory)
     write(staging)
-    shutil.rmtree(directory, ignore_errors=True)
-    staging.rename(directory)
+    replace_directory(directory, staging)
 
 
 def _read_history(path: Path) -> list[dict]:

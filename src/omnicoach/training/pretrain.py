@@ -44,7 +44,7 @@ from pathlib import Path
 import torch
 
 from omnicoach.errors import InvalidRequestError
-from omnicoach.training.checkpoints import load_training_state, save_checkpoint
+from omnicoach.training.checkpoints import has_checkpoint, load_training_state, save_checkpoint
 
 CHECKPOINT = "checkpoint"  # the latest resumable state, inside the output directory
 INITIAL_STEPS = 3  # the initial loss is the mean over this many first steps
@@ -225,7 +225,7 @@ def train_pretrain(
         "step": 0, "tokens": 0, "seconds": 0.0, "initial_loss": None, "target_reached": None,
         "history": [],
     }  # fmt: skip
-    if config.resume and (checkpoint / "progress.json").is_file():
+    if config.resume and has_checkpoint(checkpoint):
         state = _load_checkpoint(accelerator, model, optimizer, schedule, checkpoint)
         say(f"resumed from step {state['step']} ({state['tokens']:,} tokens)")
     if main:  # the log holds exactly the steps the state knows; later ones are redone

@@ -34,7 +34,13 @@ from pathlib import Path
 import torch
 
 from omnicoach.errors import InvalidRequestError
-from omnicoach.training.checkpoints import load_training_state, save_checkpoint
+from omnicoach.training.checkpoints import (
+    has_checkpoint,
+    load_training_state,
+    replace_directory,
+    save_checkpoint,
+    staging_for,
+)
 from omnicoach.training.jsonl import read_jsonl
 
 IGNORE = -100  # label of tokens that carry no loss (prompt, padding)
@@ -169,7 +175,7 @@ def train_sft(config: SFTConfig, on_step: Callable | None = None, log=print) -> 
     out = Path(config.out)
     state = {"step": 0, "best": math.inf, "stale": 0, "history": []}
     checkpoint = out / CHECKPOINT
-    if config.resume and (checkpoint / "progress.json").is_file():
+    if config.resume and has_checkpoint(checkpoint):
         state = load_trainable(accelerator, model, optimizer, schedule, checkpoint)
         say(f"resumed from step {state['step']} (best validation loss {state['best']:.4f})")
 
@@ -319,15 +325,13 @@ def save_adapter(accelerator, model, tokenizer, directory: Path) -> None:
 
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
-        staging = directory.with_name(directory.name + ".tmp")
-        shutil.rmtree(staging, ignore_errors=True)
+        staging = staging_for(directory)
         accelerator.unwrap_model(model).save_pretrained(staging)
         (staging / "README.md").unlink(missing_ok=True)  # peft's empty model card template
         # fp16 halves the artifact; LoRA weights lose nothing measurable (README, Fine-tuning).
         weights = staging / "adapter_model.safetensors"
         save_file({k: v.half() for k, v in load_file(weights).items()}, weights)
-        shutil.rmtree(directory, ignore_errors=True)
-        staging.rename(directory)
+        replace_directory(directory, staging)
 
 
 def save_trainable(

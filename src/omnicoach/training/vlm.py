@@ -45,7 +45,7 @@ from omnicoach.models.vision_language import (
     read_projector,
     tokenize_with_image,
 )
-from omnicoach.training.checkpoints import load_training_state
+from omnicoach.training.checkpoints import has_checkpoint, load_training_state
 from omnicoach.training.sft import (
     collate as text_collate,
 )
@@ -148,7 +148,7 @@ def train_vlm(config: VLMConfig, on_step: Callable | None = None, log=print) -> 
 
     state = {"step": 0, "best": math.inf, "stale": 0, "history": []}
     checkpoint = out / CHECKPOINT
-    if config.resume and (checkpoint / "progress.json").is_file():
+    if config.resume and has_checkpoint(checkpoint):
         state = _load_checkpoint(model, optimizer, schedule, checkpoint)
         log(f"resumed from step {state['step']} (best validation loss {state['best']:.4f})")
 
