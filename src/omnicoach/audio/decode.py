@@ -43,6 +43,13 @@ def decode_audio(data: bytes, max_seconds: float) -> np.ndarray:
     samples = _decode(data, max_seconds)
     if samples.size == 0:
         raise AudioInputError("the file's audio stream holds no samples", "empty_audio")
+    # A float WAV can hold NaN or infinity, which FFmpeg passes on: nothing a microphone
+    # records, and one such sample makes Whisper's whole spectrogram NaN.
+    if not np.isfinite(samples).all():
+        raise AudioInputError(
+            "the audio holds samples that are not numbers (NaN or infinity): the file is damaged",
+            "undecodable_audio",
+        )
     if float(np.abs(samples).max()) < SILENCE_PEAK:
         raise AudioInputError("no speech detected: the audio is silent", "no_speech")
     return samples
@@ -91,7 +98,16 @@ def _refuse_truncated_wav(data: bytes) -> None:
 
 def _decode(data: bytes, max_seconds: float) -> np.ndarray:
     try:
-        container = av.open(io.BytesIO(data), mode="r")
+        # Tags are never used, and PyAV decodes them as strict UTF-8: an ID3 title in Latin-1
+        # (common in old MP3s) raised UnicodeDecodeError.
+        container = av.open(io.BytesIO(data), mode="r", metadata_errors="replace")
+    except av.error.EOFError:
+        # FFmpeg found a recording's header (FLAC, Ogg...) and ran out of bytes looking for
+        # its audio: a file cut off, e.g. by an interrupted upload, not a file of another kind.
+        raise AudioInputError(
+            "the file is truncated: it ends before its audio can be read; send the complete file",
+            "truncated_audio",
+        ) from None
     except av.FFmpegError as exc:
         raise AudioInputError(
             f"the file is not audio that can be decoded ({_reason(exc)}); send a recording "
@@ -109,22 +125,37 @@ def _decode(data: bytes, max_seconds: float) -> np.ndarray:
         # The limit is applied to decoded samples: a browser's WebM recording has no duration
         # in its header, and a header could lie. Decoding stops as soon as it is passed.
         limit = int(max_seconds * SAMPLE_RATE)
-        resampler = AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
         pieces: list[np.ndarray] = []
         total = 0
+
+        def add(frames: list[av.AudioFrame]) -> None:
+            nonlocal total
+            for out in frames:
+                pieces.append(out.to_ndarray()[0])
+                total += out.samples
+            # Checked on what a flush gives too: the resampler holds back a few samples.
+            if total > limit:
+                raise AudioInputError(
+                    f"the audio is longer than the limit of {max_seconds:g} seconds; "
+                    "send a shorter recording",
+                    "audio_too_long",
+                )
+
+        resampler, setup = None, None
         try:
             for frame in container.decode(container.streams.audio[0]):
                 frame.pts = None  # the resampler needs no timing; gaps in it would upset it
-                for out in resampler.resample(frame):
-                    pieces.append(out.to_ndarray()[0])
-                    total += out.samples
-                if total > limit:
-                    raise AudioInputError(
-                        f"the audio is longer than the limit of {max_seconds:g} seconds; "
-                        "send a shorter recording",
-                        "audio_too_long",
-                    )
-            pieces.extend(out.to_ndarray()[0] for out in resampler.resample(None))
+                # A stream may change its rate or channels midway (MP3s joined with cat, a
+                # damaged frame); a resampler takes one setup only (else ValueError), so a
+                # new one starts at each change, after the old one gives what it holds.
+                if (frame.format.name, frame.layout.name, frame.sample_rate) != setup:
+                    if resampler is not None:
+                        add(resampler.resample(None))
+                    setup = (frame.format.name, frame.layout.name, frame.sample_rate)
+                    resampler = AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
+                add(resampler.resample(frame))
+            if resampler is not None:
+                add(resampler.resample(None))
         except av.FFmpegError as exc:
             raise AudioInputError(
                 f"the audio could not be decoded ({_reason(exc)}): the file is damaged",

@@ -115,7 +115,9 @@ class ZipDatasetError(InvalidRequestError):
     code = "invalid_zip"
 
     def __init__(self, problems: list[str], param: str | None = None):
-        self.problems = list(problems)
+        # Problems quote names, metadata keys and captions from the upload: a newline or an
+        # escape code in one would break the one-line message (or forge lines in a log).
+        self.problems = [_printable(problem) for problem in problems]
         self.param = param
         super().__init__(_summary(self.problems))
 
@@ -220,6 +222,11 @@ def _scan(archive: zipfile.ZipFile, limits: ZipLimits, problems: list[str]) -> _
     seen: set[str] = set()
     duplicates: set[str] = set()
     for info in infos:
+        if not info.filename:
+            # An empty name (or one that starts with a NUL, where zipfile cuts names off)
+            # would make info.is_dir() raise IndexError: the ZIP is damaged, say so.
+            unsafe.append("an entry has no name; the ZIP is damaged, create it again")
+            continue
         name = _shown(info.filename)
         if problem := _unsafe(info, limits):
             unsafe.append(f"{name}: {problem}")
@@ -249,7 +256,9 @@ def _unsafe(info: zipfile.ZipInfo, limits: ZipLimits) -> str | None:
     name = info.filename
     # Our own reading is in memory, but a ZIP that would write outside its folder when
     # unpacked ("zip slip") is an attack, not a data set.
-    if name.startswith(("/", "\\")) or re.match(r"[A-Za-z]:", name):
+    # Checked as written and as used (_clean): ./C:/x and ./\x are absolute once their "./"
+    # step is dropped.
+    if any(n.startswith(("/", "\\")) or re.match(r"[A-Za-z]:", n) for n in (name, _clean(name))):
         return "an absolute path, which would be written anywhere on disk; zip relative paths"
     if ".." in re.split(r"[/\\]", name):
         return 'a path with "..", which would be written outside the folder; zip the folder'
@@ -568,6 +577,11 @@ def _summary(problems: list[str]) -> str:
 def _shown(name: str) -> str:
     """NAME as it can appear in a one-line message: control characters escaped."""
     return name if name.isprintable() else ascii(name)
+
+
+def _printable(text: str) -> str:
+    """TEXT with each character that is not printable escaped, as ascii() writes it."""
+    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
 
 
 def _reason(exc: Exception) -> str:
