@@ -67,7 +67,8 @@ class Message(Base):
     conversation_id: Mapped[str] = mapped_column(ForeignKey("conversations.id", ondelete="CASCADE"))
     role: Mapped[str] = mapped_column(String(16))
     content: Mapped[str] = mapped_column(Text)
-    # "complete", or "incomplete" for an answer cut short (stopped, disconnected, failed).
+    # "complete", or "incomplete" for an answer cut short (stopped, disconnected, failed, the
+    # server died); "generating" while an answer streams (omnicoach.conversations).
     status: Mapped[str] = mapped_column(String(16), default="complete")
     model: Mapped[str | None] = mapped_column(String(200))
     # An answer's numbered sources ([{index, id, title, source}]), when it was grounded.
@@ -114,6 +115,12 @@ class Job(Base):
     created_at: Mapped[float] = mapped_column(Float, default=time.time)
     started_at: Mapped[float | None] = mapped_column(Float)
     finished_at: Mapped[float | None] = mapped_column(Float)
+    # The worker process running it ("host:pid:process start time") and when that worker last
+    # said it is alive; a job whose worker is gone is run again (jobs/recovery.py).
+    worker: Mapped[str | None] = mapped_column(String(255))
+    heartbeat_at: Mapped[float | None] = mapped_column(Float)
+    # How many times a worker has started it: a job that kills its worker is not run forever.
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class JobLog(Base):

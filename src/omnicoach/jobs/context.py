@@ -1,10 +1,13 @@
 """What job code sees: the caller when a job is created, and a context while it runs."""
 
+import json
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePath
+
+from sqlalchemy import delete
 
 from omnicoach.config import Settings
 from omnicoach.db import Database
@@ -96,6 +99,19 @@ class JobContext:
         if name not in self.artifacts:
             self.artifacts.append(name)
         return self.artifact_dir / name
+
+    def resume_from(self, checkpoint: Path) -> None:
+        """Call before training that resumes from CHECKPOINT (a directory with progress.json,
+        training/checkpoints.py) when it exists: the metric points after its step, written by a
+        run that died later, are dropped, since the resumed run writes those steps again."""
+        progress = checkpoint / "progress.json"
+        if not progress.is_file():
+            return
+        step = json.loads(progress.read_text())["step"]
+        with self.db.write() as session:
+            session.execute(
+                delete(JobMetric).where(JobMetric.job_id == self.job_id, JobMetric.step > step)
+            )
 
     def _report(self, now: bool = False) -> None:
         due = now or time.monotonic() - self._last_flush >= FLUSH_INTERVAL_S

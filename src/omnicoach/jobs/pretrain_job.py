@@ -8,7 +8,7 @@ import shutil
 from pydantic import BaseModel, Field, model_validator
 
 from omnicoach.jobs.context import JobContext
-from omnicoach.training.pretrain import PretrainConfig, train_pretrain
+from omnicoach.training.pretrain import CHECKPOINT, PretrainConfig, train_pretrain
 
 ARTIFACTS = ("loss.png", "loss.csv", "log.jsonl", "report.md", "report.json", "manifest.json")
 
@@ -29,6 +29,9 @@ class PretrainParams(BaseModel):
     )
     stop_at_target: bool = True
     seed: int = 0
+    checkpoint_every: int = Field(
+        default=50, ge=1, description="Steps between checkpoints (a stopped job resumes there)."
+    )
 
     @model_validator(mode="after")
     def _workers_for_the_share(self):
@@ -48,6 +51,7 @@ def run(ctx: JobContext, params: PretrainParams) -> dict:
         target_drop=params.target_drop,
         stop_at_target=params.stop_at_target,
         seed=params.seed,
+        checkpoint_every=params.checkpoint_every,
         model_cache=ctx.settings.model_cache_dir,
     )
 
@@ -59,6 +63,7 @@ def run(ctx: JobContext, params: PretrainParams) -> dict:
         by_steps = record["step"] / params.max_steps if params.max_steps else 0.0
         ctx.progress(max(by_time, by_steps))
 
+    ctx.resume_from(out / CHECKPOINT)
     summary = train_pretrain(config, on_step, log=ctx.log, command=f"job pretrain {params}")
     for name in ARTIFACTS:
         shutil.copy(out / name, ctx.add_artifact(name))

@@ -2,16 +2,20 @@
 
 Every outcome ends in the database: success with its result, cancellation, or failure with
 a one-line error on the job and the traceback in its log. Nothing a job does is raised to
-huey, which would only log it.
+huey, which would only log it. While a job runs, a thread refreshes its heartbeat, so other
+workers can tell a live worker from a dead one (recovery.py).
 """
 
 import logging
+import threading
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cached_property
 
 from omnicoach.config import Settings
 from omnicoach.db import Database
-from omnicoach.jobs import store
+from omnicoach.jobs import recovery, store
 from omnicoach.jobs.context import JobCancelled, JobContext
 from omnicoach.jobs.kinds import KINDS, JobKind
 from omnicoach.models import ModelRegistry
@@ -22,6 +26,7 @@ logger = logging.getLogger("omnicoach.jobs")
 class JobRunner:
     def __init__(self, settings: Settings, db: Database, kinds: dict[str, JobKind] = KINDS):
         self.settings, self.db, self.kinds = settings, db, kinds
+        self.worker = recovery.this_worker()  # recorded on every job this process starts
 
     @cached_property
     def registry(self) -> ModelRegistry:
@@ -33,7 +38,7 @@ class JobRunner:
         return ModelRegistry(self.settings.model_copy(update={"engine": "transformers"}))
 
     def __call__(self, job_id: str) -> None:
-        job = store.start(self.db, job_id)
+        job = store.start(self.db, job_id, self.worker)
         if job is None:
             logger.info("%s: not queued any more (cancelled?), skipped", job_id)
             return
@@ -42,7 +47,8 @@ class JobRunner:
             kind = self.kinds.get(job.kind)
             if kind is None:
                 raise LookupError(f"this worker does not know the job kind {job.kind!r}")
-            result = kind.run(ctx, kind.params.model_validate(job.params))
+            with self._heartbeat(job_id):
+                result = kind.run(ctx, kind.params.model_validate(job.params))
         except JobCancelled:
             outcome = {"status": "cancelled", "log": "cancelled"}
         except Exception as exc:
@@ -52,7 +58,28 @@ class JobRunner:
         else:
             outcome = {"status": "succeeded", "result": result}
         ctx.flush()  # what the job reported since its last write
-        store.finish(self.db, job_id, **outcome)
+        store.finish(self.db, job_id, **outcome, worker=self.worker)
+
+    @contextmanager
+    def _heartbeat(self, job_id: str) -> Iterator[None]:
+        """Refresh the job's heartbeat every recovery.HEARTBEAT_S while the block runs."""
+        stop = threading.Event()
+
+        def beat() -> None:
+            while not stop.wait(recovery.HEARTBEAT_S):
+                try:
+                    if not store.beat(self.db, job_id, self.worker):
+                        return  # finished, or taken back by another worker
+                except Exception as exc:  # the database is busy or away: try again later
+                    logger.warning("%s: heartbeat not written: %s", job_id, exc)
+
+        thread = threading.Thread(target=beat, name=f"heartbeat-{job_id}", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
 
     def interrupted(self, job_id: str) -> None:
         """The worker stopped while the job ran (huey reports it as the consumer exits)."""

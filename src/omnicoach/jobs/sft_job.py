@@ -13,7 +13,7 @@ from omnicoach.errors import UnknownModelError
 from omnicoach.files import FileStore
 from omnicoach.jobs.context import InvalidParam, JobContext, Submission
 from omnicoach.jobs.uploads import checked_upload
-from omnicoach.training.sft import SFTConfig, load_conversations, train_sft
+from omnicoach.training.sft import CHECKPOINT, SFTConfig, load_conversations, train_sft
 
 BUNDLED_DATA = REPO / "data" / "sft"
 
@@ -37,6 +37,9 @@ class SFTParams(BaseModel):
     lora_rank: int = Field(default=16, ge=1, le=256)
     max_length: int = Field(default=384, ge=16, le=4096)
     max_steps: int | None = Field(default=None, ge=1)
+    checkpoint_every: int = Field(
+        default=50, ge=1, description="Steps between checkpoints (a stopped job resumes there)."
+    )
 
 
 def prepare(params: SFTParams, caller: Submission) -> SFTParams:
@@ -68,6 +71,7 @@ def run(ctx: JobContext, params: SFTParams) -> dict:
         lora_rank=params.lora_rank,
         max_length=params.max_length,
         max_steps=params.max_steps,
+        checkpoint_every=params.checkpoint_every,
         model_cache=ctx.settings.model_cache_dir,
     )
 
@@ -77,6 +81,7 @@ def run(ctx: JobContext, params: SFTParams) -> dict:
             ctx.metric("validation_loss", record["step"], record["validation_loss"])
         ctx.progress(record["step"] / total)
 
+    ctx.resume_from(out / CHECKPOINT)
     summary = train_sft(config, on_step, log=ctx.log)
     shutil.make_archive(str(ctx.artifact_dir / "adapter"), "zip", out / "adapter")
     ctx.add_artifact("adapter.zip")

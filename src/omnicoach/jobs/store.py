@@ -1,11 +1,13 @@
 """The jobs table: creating and reading jobs per user, and moving them through their states.
 
-queued → running → succeeded | failed | cancelled. Every transition checks the state it
-starts from inside its write transaction, so the server (cancel) and the worker (start,
-finish) can race without a job ever leaving a terminal state.
+queued → running → succeeded | failed | cancelled, and running → queued again when the
+worker running a job died (recovery.py). Every transition checks the state it starts from
+inside its write transaction, so the server (cancel) and the workers (start, finish, take
+back) can race without a job ever leaving a terminal state.
 """
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -99,15 +101,67 @@ def metrics(db: Database, job_id: str) -> list[JobMetric]:
 # --- transitions made by the worker --------------------------------------------------------
 
 
-def start(db: Database, job_id: str) -> Job | None:
-    """queued → running; None when the job must not run (cancelled while queued, gone, or
-    already taken by another worker after a duplicate delivery)."""
+def start(db: Database, job_id: str, worker: str | None = None) -> Job | None:
+    """queued → running by WORKER (recorded with a first heartbeat, and one more attempt);
+    None when the job must not run (cancelled while queued, gone, or already taken by another
+    worker after a duplicate delivery)."""
     with db.write() as session:
         job = session.get(Job, job_id)
         if job is None or job.status != "queued":
             return None
         job.status, job.started_at = "running", time.time()
+        job.worker, job.heartbeat_at = worker, job.started_at
+        job.attempts = (job.attempts or 0) + 1
     return job
+
+
+def beat(db: Database, job_id: str, worker: str) -> bool:
+    """WORKER still runs the job: refresh its heartbeat. False once the job is not (or no
+    longer) running in WORKER."""
+    with db.write() as session:
+        job = session.get(Job, job_id)
+        if job is None or job.status != "running" or job.worker != worker:
+            return False
+        job.heartbeat_at = time.time()
+    return True
+
+
+def running(db: Database) -> list[Job]:
+    """Every running job, of every user and every worker."""
+    with db.read() as session:
+        return list(session.scalars(select(Job).where(Job.status == "running")))
+
+
+def take_back(
+    db: Database, job_id: str, orphaned: Callable[[Job], bool], max_attempts: int
+) -> str | None:
+    """running → queued for a job ORPHANED says its worker left (checked again inside the
+    transaction); → cancelled when its cancellation was requested; → failed once it has been
+    started MAX_ATTEMPTS times. Returns the new status, or None when the job was left alone
+    (finished meanwhile, or its worker is alive). The caller enqueues a job put back in
+    "queued"; a line in the job's log says what happened."""
+    with db.write() as session:
+        job = session.get(Job, job_id)
+        if job is None or job.status != "running" or not orphaned(job):
+            return None
+        gone = f"the worker running this job ({job.worker or 'unknown'}) stopped without a word"
+        if job.cancel_requested:
+            job.status, job.finished_at, line = "cancelled", time.time(), f"{gone}; cancelled"
+        elif job.attempts >= max_attempts:
+            job.status, job.finished_at = "failed", time.time()
+            job.error = (
+                f"the worker running this job died {job.attempts} times (killed, or out of "
+                f"memory?); it is not run again (last worker: {job.worker or 'unknown'})"
+            )
+            line = f"{gone}; failed: {job.error}"
+        else:
+            job.status, job.worker, job.heartbeat_at = "queued", None, None
+            line = (
+                f"{gone}; queued again (attempt {job.attempts + 1} of {max_attempts}), to "
+                "resume from its last checkpoint where it has one"
+            )
+        session.add(JobLog(job_id=job_id, line=line, created_at=time.time()))
+        return job.status
 
 
 def finish(
@@ -118,11 +172,15 @@ def finish(
     result: dict[str, Any] | None = None,
     error: str | None = None,
     log: str | None = None,
+    worker: str | None = None,
 ) -> None:
-    """running → STATUS, with the job's last log line (e.g. a traceback) written alongside."""
+    """running → STATUS, with the job's last log line (e.g. a traceback) written alongside.
+    Given WORKER, only while the job is still that worker's (not taken back meanwhile)."""
     with db.write() as session:
         job = session.get(Job, job_id)
         if job is None or job.status != "running":  # e.g. marked failed when the worker stopped
+            return
+        if worker is not None and job.worker != worker:
             return
         job.status, job.result, job.error, job.finished_at = status, result, error, time.time()
         if status == "succeeded":
