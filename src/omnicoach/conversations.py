@@ -1,14 +1,22 @@
 """Conversations and their messages, per user, in the database."""
 
+import logging
 import time
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from omnicoach.db import Database, owned
 from omnicoach.db.schema import Conversation, Message
 from omnicoach.errors import NotFoundError
 
+log = logging.getLogger(__name__)
+
 TITLE_LENGTH = 60
+
+# A message's status. An answer is stored "generating" when it starts and its text is updated
+# while it streams; it ends "complete", or "incomplete" when cut short (stopped, client gone,
+# failed) or when the server died meanwhile (see recover_interrupted).
+COMPLETE, INCOMPLETE, GENERATING = "complete", "incomplete", "generating"
 
 
 def create(db: Database, user: str, title: str = "") -> Conversation:
@@ -71,7 +79,7 @@ def append(
     conversation_id: str,
     role: str,
     content: str,
-    status: str = "complete",
+    status: str = COMPLETE,
     model: str | None = None,
     sources: list[dict] | None = None,
     images: list[str] | None = None,
@@ -93,6 +101,47 @@ def append(
         if not conversation.title and role == "user":
             conversation.title = _title_from(content) or ("A picture" if images else "")
     return message
+
+
+def update_generating(db: Database, message_id: int, content: str) -> bool:
+    """Save the text so far of an answer that is still streaming. Only while it is
+    "generating": a late write never undoes its end (finish_answer) nor a restart's recovery.
+    False when nothing was updated (it ended, or was deleted meanwhile)."""
+    with db.write() as session:
+        query = (
+            update(Message)
+            .where(Message.id == message_id, Message.status == GENERATING)
+            .values(content=content)
+        )
+        return session.execute(query).rowcount > 0
+
+
+def finish_answer(db: Database, message_id: int, content: str, status: str) -> bool:
+    """Store an answer's final text and status; False when it was deleted meanwhile (edit,
+    regenerate, conversation deleted): it stays deleted."""
+    with db.write() as session:
+        message = session.get(Message, message_id)
+        if message is None:
+            return False
+        message.content, message.status = content, status
+        message.conversation.updated_at = time.time()
+    return True
+
+
+def recover_interrupted(db: Database) -> int:
+    """Mark every answer still "generating" as "incomplete"; returns how many.
+
+    Run when the server starts, before it takes requests: an answer still generating then
+    was being written by a server process that died (killed, power loss), and its text is
+    what had been saved of it. One server per database is assumed (``omnicoach serve`` is one
+    process); a second server on the same database would mark the first one's live answers.
+    """
+    with db.write() as session:
+        query = update(Message).where(Message.status == GENERATING).values(status=INCOMPLETE)
+        recovered = session.execute(query).rowcount
+    if recovered:
+        log.warning("%d answer(s) cut short by a server stop are kept as incomplete", recovered)
+    return recovered
 
 
 def _owned(session, user: str, conversation_id: str) -> Conversation:

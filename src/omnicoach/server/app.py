@@ -6,7 +6,7 @@ from fastapi import Depends, FastAPI
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware.cors import CORSMiddleware
 
-from omnicoach import __version__
+from omnicoach import __version__, conversations
 from omnicoach.config import Settings
 from omnicoach.db import Database
 from omnicoach.files import FileStore
@@ -38,6 +38,8 @@ def create_app(settings: Settings) -> FastAPI:
         apply_threads(settings.threads)
         db = Database(settings.database)
         await run_in_threadpool(db.migrate)
+        # Answers left "generating" by a server that died mid-stream: keep them, "incomplete".
+        await run_in_threadpool(conversations.recover_interrupted, db)
         await run_in_threadpool(register_keys, db, settings.env_api_keys)
         app.state.db = db
         app.state.files = FileStore(settings)
