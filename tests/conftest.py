@@ -100,3 +100,33 @@ def tiny_model(llm, tmp_path_factory):
     LlamaForCausalLM(config).save_pretrained(directory)
     llm.tokenizer.save_pretrained(directory)
     return directory
+
+
+# --- other engines: a real Redis and PostgreSQL (tests/engines.py) ------------------------
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory):
+    from tests.engines import RedisServer
+
+    with RedisServer(tmp_path_factory.mktemp("redis")) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster():
+    from tests.engines import PostgresCluster
+
+    with PostgresCluster() as cluster:
+        yield cluster
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, tmp_path):
+    """A new empty database on each engine: a SQLite file, or a database of the session's
+    PostgreSQL cluster (dropped afterwards)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'omnicoach.db'}"
+        return
+    with request.getfixturevalue("postgres_cluster").database() as url:
+        yield url

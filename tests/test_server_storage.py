@@ -1,4 +1,5 @@
-"""Conversations, files and API keys on a real server process with its own data dir."""
+"""Conversations, files and API keys on a real server process with its own data dir, once
+with the database in it (SQLite) and once on PostgreSQL."""
 
 import hashlib
 import time
@@ -19,8 +20,18 @@ PNG = bytes.fromhex(
 )
 
 
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def database_url(request):
+    """The server's database: "" (SQLite in its data dir) or a new PostgreSQL database."""
+    if request.param == "sqlite":
+        yield ""
+        return
+    with request.getfixturevalue("postgres_cluster").database() as url:
+        yield url
+
+
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
+def data_dir(tmp_path_factory, database_url):
     return tmp_path_factory.mktemp("data")
 
 
@@ -29,8 +40,10 @@ def start(data_dir, log_name, **settings) -> ServerProcess:
 
 
 @pytest.fixture(scope="module")
-def server(data_dir):
-    with start(data_dir, "server.log", max_upload_bytes=100_000) as process:
+def server(data_dir, database_url):
+    with start(
+        data_dir, "server.log", max_upload_bytes=100_000, database_url=database_url
+    ) as process:
         yield process
 
 
@@ -179,14 +192,16 @@ def test_bad_uploads_are_refused_and_leave_nothing(http, data_dir, content, stat
     assert list((data_dir / "files" / "incoming").iterdir()) == []
 
 
-def test_conversations_survive_a_restart(server, data_dir):
+def test_conversations_survive_a_restart(server, data_dir, database_url):
     with httpx.Client(base_url=server.url, timeout=60) as http:
         cid = http.post("/conversations", json={"title": "Kept"}).json()["id"]
         assert chat(http, cid, "Name a hip opener.").status_code == 200
         before = http.get(f"/conversations/{cid}/messages").json()["data"]
     server.stop()
     with (
-        start(data_dir, "restarted.log", max_upload_bytes=100_000) as restarted,
+        start(
+            data_dir, "restarted.log", max_upload_bytes=100_000, database_url=database_url
+        ) as restarted,
         httpx.Client(base_url=restarted.url, timeout=60) as http,
     ):
         assert http.get(f"/conversations/{cid}").json()["title"] == "Kept"

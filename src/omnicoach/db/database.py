@@ -5,6 +5,11 @@ timeout so concurrent writers (server threads, the job worker) queue instead of 
 Sessions that write begin with ``BEGIN IMMEDIATE``: a transaction that read first and then
 tries to write can otherwise fail at once with "database is locked" when another process
 wrote in between, which no timeout cures.
+
+Other databases (PostgreSQL) get the same one-writer-at-a-time semantics from a
+transaction-level advisory lock taken first in every write session: the code reads a row, checks
+its state and writes (a job's queued → running, a conversation's title from its first question),
+which under PostgreSQL's READ COMMITTED would otherwise let two writers both pass the check.
 """
 
 from collections.abc import Iterator
@@ -13,7 +18,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import create_engine, event
+from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -22,6 +27,8 @@ from omnicoach.errors import NotFoundError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_S = 30
+# The advisory lock every PostgreSQL write transaction holds (any constant; only ours use it).
+WRITE_LOCK_KEY = 0x6F6D6E69  # "omni"
 
 
 def make_engine(url: str) -> Engine:
@@ -55,16 +62,23 @@ class Database:
         self.url = url
         self.engine = make_engine(url)
         self._reading = sessionmaker(self.engine, expire_on_commit=False)
-        writer = self.engine
+        self._writer = self.engine
         if self.engine.dialect.name == "sqlite":
-            writer = self.engine.execution_options(sqlite_begin="IMMEDIATE")
-        self._writing = sessionmaker(writer, expire_on_commit=False)
+            self._writer = self.engine.execution_options(sqlite_begin="IMMEDIATE")
+        self._writing = sessionmaker(self._writer, expire_on_commit=False)
 
     def migrate(self) -> None:
         """Bring the schema to the newest migration and make sure the local user exists."""
         config = Config()
         config.set_main_option("script_location", str(MIGRATIONS))
-        with self.engine.begin() as connection:
+        # A server and workers started together must not all create the tables: one migrates
+        # while the others wait (SQLite: BEGIN IMMEDIATE; PostgreSQL: the write lock), then
+        # finds nothing left to do.
+        with self._writer.begin() as connection:
+            if self.engine.dialect.name == "postgresql":
+                connection.execute(
+                    text("SELECT pg_advisory_xact_lock(:key)"), {"key": WRITE_LOCK_KEY}
+                )
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
         with self.write() as session:
@@ -80,6 +94,9 @@ class Database:
     def write(self) -> Iterator[Session]:
         """A session that commits when the block ends, or rolls everything back on error."""
         with self._writing() as session, session.begin():
+            if self.engine.dialect.name == "postgresql":
+                # Released at commit or rollback; SQLite gets this from BEGIN IMMEDIATE.
+                session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": WRITE_LOCK_KEY})
             yield session
 
     def close(self) -> None:

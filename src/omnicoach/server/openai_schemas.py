@@ -4,24 +4,36 @@ Fields a client may send but that omnicoach does not implement are refused with 
 route, never silently ignored when they would change the answer (n>1, tools, logprobs).
 """
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
+
+
+def _no_nul(text: str) -> str:
+    # A NUL character is nothing a person types, and PostgreSQL cannot store one in a text
+    # column: refused here, with the same 422 on every database, instead of failing on store.
+    if "\x00" in text:
+        raise PydanticCustomError("string_has_nul", "the text holds a NUL character (\\u0000)")
+    return text
+
+
+# Text that is stored (messages, titles): any string but one with a NUL character.
+StoredText = Annotated[str, AfterValidator(_no_nul)]
 
 
 class ContentPart(BaseModel):
     model_config = ConfigDict(extra="allow")  # image_url / input_audio carry their own fields
 
     type: str
-    text: str | None = None
+    text: StoredText | None = None
 
 
 class ChatMessage(BaseModel):
     model_config = ConfigDict(extra="allow")  # e.g. "name"
 
     role: Literal["system", "developer", "user", "assistant", "tool"]
-    content: str | list[ContentPart] | None = None
+    content: StoredText | list[ContentPart] | None = None
 
 
 class StreamOptions(BaseModel):

@@ -10,17 +10,18 @@ from omnicoach import conversations
 from omnicoach.db.schema import Conversation, Message
 from omnicoach.errors import NotFoundError
 from omnicoach.server.auth import CurrentUser
+from omnicoach.server.openai_schemas import StoredText
 from omnicoach.server.pagination import cursor_page
 
 router = APIRouter(prefix="/conversations", tags=["conversations"])
 
 
 class ConversationCreate(BaseModel):
-    title: str = Field(default="", max_length=200)
+    title: StoredText = Field(default="", max_length=200)
 
 
 class ConversationRename(BaseModel):
-    title: str = Field(min_length=1, max_length=200)
+    title: StoredText = Field(min_length=1, max_length=200)
 
 
 def conversation_object(conversation: Conversation) -> dict:
