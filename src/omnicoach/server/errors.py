@@ -15,6 +15,7 @@ from omnicoach.errors import (
     UnknownModelError,
     UnsupportedFileTypeError,
 )
+from omnicoach.models.remote_llm import RemoteLLMError
 
 
 class APIError(Exception):
@@ -74,6 +75,8 @@ def from_domain_error(exc: OmnicoachError, param: str | None = None) -> APIError
         return APIError(507, str(exc), type="server_error", code="insufficient_storage")
     if isinstance(exc, NotFoundError):
         return APIError(404, str(exc), param=param, code=exc.code)
+    if isinstance(exc, RemoteLLMError):  # chat delegated to llm_url: its status (remote_llm.py)
+        return APIError(exc.status, str(exc), exc.type, code=exc.code, headers=exc.headers)
     if isinstance(exc, InvalidRequestError):  # some name their problem (e.g. "no_speech")
         return APIError(400, str(exc), param=param, code=getattr(exc, "code", None))
     if isinstance(exc, ModelFileError):

@@ -160,12 +160,18 @@ async def _start(request, generation, conversation):
     """Take a place in the runner, store the question, start generating: the deltas."""
     runner = request.app.state.runner
     await runner.admit()
-    if conversation is not None:
-        try:  # the question is stored before the answer starts, so it is never lost
+    try:
+        # A remote LLM's answer (models/remote_llm.py) starts here: an unreachable or refusing
+        # remote is this response's status, not an error inside a started stream, and a
+        # question that got no answer is not stored.
+        if (connect := getattr(generation, "connect", None)) is not None:
+            await run_in_threadpool(connect)
+        if conversation is not None:  # stored before the answer starts: it is never lost
             await run_in_threadpool(conversation.save_question)
-        except BaseException:
-            runner.release()
-            raise
+    except BaseException:
+        generation.close()
+        runner.release()
+        raise
     return runner.start(generation)
 
 
