@@ -282,6 +282,16 @@ def test_stop_mid_stream_keeps_the_partial_answer(open_page, http):
     page.wait_for_function(
         "() => document.querySelector('.message.streaming .markdown')?.textContent.length > 20"
     )
+    # The server stores the answer as it streams: another tab sees it being written, and is
+    # not offered to regenerate it meanwhile.
+    cid = current_id(page)
+    other, _ = open_page(fragment=f"#{cid}")
+    expect(other.locator(".status-note")).to_have_text(
+        "Still being written elsewhere; reload to see the rest."
+    )
+    expect(other.locator(".message.assistant .markdown")).not_to_be_empty()
+    expect(other.get_by_role("button", name="Regenerate answer")).to_have_count(0)
+    other.close()
     page.locator("#stop").click()
     expect(page.locator("#send")).to_be_visible()
     expect(page.locator(".status-note")).to_have_text("Stopped before the end.")

@@ -846,6 +846,12 @@ function assistantNode(message, isLastStored) {
   );
   if (message.status === "incomplete") {
     body.append(el("p", { class: "status-note" }, "Stopped before the end."));
+  } else if (message.status === "generating") {
+    // Stored while another tab or device streams it (the server saves answers as they
+    // stream): not finished, and not to be regenerated while it is written.
+    body.append(
+      el("p", { class: "status-note" }, "Still being written elsewhere; reload to see the rest."),
+    );
   }
   const routed = routeNote(message);
   if (routed) body.insertBefore(routed, markdown);
@@ -856,7 +862,9 @@ function assistantNode(message, isLastStored) {
       { class: "message-actions" },
       copyButton(() => message.content, "Copy answer"),
     );
-    if (isLastStored) actions.append(iconButton("retry", "Regenerate answer", regenerate));
+    if (isLastStored && message.status !== "generating") {
+      actions.append(iconButton("retry", "Regenerate answer", regenerate));
+    }
     body.append(actions);
   }
   // aria-busy: assistive technology waits for the whole answer (announced at the end).
