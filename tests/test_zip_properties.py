@@ -13,7 +13,6 @@ import posixpath
 import stat
 import struct
 import tempfile
-import warnings
 import zipfile
 import zlib
 from contextlib import contextmanager
@@ -32,6 +31,7 @@ from omnicoach.images.zip_dataset import (
     ZipLimits,
     read_training_zip,
 )
+from tests.test_zip_dataset import make_zip
 
 # Each example opens a ZIP and decodes a few tiny images: cheap, but kept modest.
 PROPERTY = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -60,17 +60,6 @@ IMAGES = [
 ]
 PIXELS = {data: Image.open(io.BytesIO(data)).convert("RGB").tobytes() for data in IMAGES}
 SIZES = {data: Image.open(io.BytesIO(data)).size for data in IMAGES}
-
-
-def make_zip(entries, compression=zipfile.ZIP_DEFLATED) -> bytes:
-    """A ZIP of ENTRIES, each (name or ZipInfo, content as bytes or str), in that order."""
-    buffer = io.BytesIO()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # zipfile's "Duplicate name"
-        with zipfile.ZipFile(buffer, "w", compression) as archive:
-            for name, content in entries:
-                archive.writestr(name, content)
-    return buffer.getvalue()
 
 
 @dataclass(frozen=True)
@@ -394,7 +383,7 @@ def test_highly_compressible_entries_over_1_mib_are_refused_before_reading(
     # deflate's 32 KiB window hardly at all.
     block = bytes(np.random.default_rng(seed).choice(list(b"abcdefghijklmnop "), period))
     text = (block * (size // period + 1))[:size]
-    archive = make_zip([("a.png", IMAGES[2]), (name, text)])
+    archive = make_zip(("a.png", IMAGES[2]), (name, text))
     info = zipfile.ZipFile(io.BytesIO(archive)).getinfo(name)
     bomb = info.file_size > RATIO_FLOOR and info.file_size > MAX_RATIO * info.compress_size
     event(f"bomb: {bomb}")
@@ -420,7 +409,7 @@ def test_too_many_entries_are_refused_before_reading(count, limit, folders):
     names = [f"f{n}/" for n in range(folders)] + [
         f"f{n % max(folders, 1)}/{n}.png" for n in range(count - folders)
     ]
-    archive = make_zip([(name, b"" if name.endswith("/") else IMAGES[0]) for name in names])
+    archive = make_zip(*[(name, b"" if name.endswith("/") else IMAGES[0]) for name in names])
     with entries_opened() as opened:
         outcome, target = read(archive, trigger=TRIGGER, limits=ZipLimits(max_files=limit))
     if count > limit:
@@ -499,7 +488,7 @@ def test_a_valid_data_set_is_valid_in_any_order(dataset, random, stored):
     shuffled = random.sample(entries, len(entries))
     results = []
     for order in (entries, shuffled):
-        outcome, target = read(make_zip(order, compression), trigger=TRIGGER)
+        outcome, target = read(make_zip(*order, compression=compression), trigger=TRIGGER)
         assert isinstance(outcome, tuple), outcome
         assert outcome[0] == layout
         check_examples(target, outcome[1], images)
@@ -552,7 +541,7 @@ METADATA = st.lists(
 def test_entries_of_any_bytes_give_examples_or_our_error(contents, prefix, suffix, trigger):
     # Bytes before a ZIP (a self-extractor's stub) or after it may be tolerated; the entries'
     # bytes are whatever they are.
-    outcome, target = read(prefix + make_zip(contents) + suffix, trigger=trigger)
+    outcome, target = read(prefix + make_zip(*contents) + suffix, trigger=trigger)
     if isinstance(outcome, tuple):
         images = {name: data for name, data in contents if data in PIXELS}
         check_examples(target, outcome[1], images)
