@@ -181,3 +181,17 @@ def test_cancelling_frees_the_batch_place(engine_llm):
     rest = list(generation)
     assert generation.finish_reason == "cancelled" and len(rest) < 400
     assert engine_llm.engine.stats()["busy_slots"] == 0
+
+
+def test_a_request_failing_as_it_is_admitted_ends_with_its_error_and_frees_its_place(
+    engine_llm,
+):
+    # Its first token cannot be drawn (probabilities of inf / nan); the API clamps such
+    # settings, the engine must still never leave a request waiting forever.
+    broken = SamplingParams(temperature=5e-324, max_tokens=4)
+    generation = engine_llm.stream([{"role": "user", "content": PROMPTS[1]}], broken)
+    with pytest.raises(RuntimeError):
+        list(generation)
+    assert engine_llm.engine.stats()["busy_slots"] == 0
+    still = engine_llm.stream([{"role": "user", "content": PROMPTS[1]}], GREEDY)
+    assert "".join(still) and still.finish_reason in ("stop", "length")

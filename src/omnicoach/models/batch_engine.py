@@ -166,22 +166,34 @@ class BatchEngine:
             if stream.cancelled.is_set():
                 self._finish(stream, _Done("cancelled"))
                 continue
-            slot, shared = self._claim_slot(stream.prompt)
-            stream.slot = slot
-            n = len(stream.prompt)
-            if shared == n - 1 and slot.prompt_logits and slot.prompt_logits[0] == n:
-                logits = slot.prompt_logits[1]  # the whole prompt is cached, with its logits
-                shared = n
-            else:
-                logits = self.decoder.prefill(
-                    slot.index, stream.prompt[shared:], shared, embeddings=stream.embeddings
-                )
-            self.reused_tokens += shared
-            self.prefilled_tokens += n - shared
-            slot.tokens, slot.prompt_logits = list(stream.prompt), (n, logits)
-            self._emit(stream, logits)
+            try:
+                self._prefill(stream)
+            except Exception as exc:  # e.g. its first token could not be drawn: it alone ends
+                # It is off the waiting list and not yet running, where the loop's own error
+                # handling looks: without this its client would wait forever, slot held.
+                log.exception("a request failed as it was admitted")
+                self._finish(stream, exc)
+                continue
             if not stream.done:
                 self._running.append(stream)
+
+    def _prefill(self, stream: TokenStream) -> None:
+        """Give STREAM a slot, compute its prompt (or what the slot does not hold of it) and
+        emit its first token."""
+        slot, shared = self._claim_slot(stream.prompt)
+        stream.slot = slot
+        n = len(stream.prompt)
+        if shared == n - 1 and slot.prompt_logits and slot.prompt_logits[0] == n:
+            logits = slot.prompt_logits[1]  # the whole prompt is cached, with its logits
+            shared = n
+        else:
+            logits = self.decoder.prefill(
+                slot.index, stream.prompt[shared:], shared, embeddings=stream.embeddings
+            )
+        self.reused_tokens += shared
+        self.prefilled_tokens += n - shared
+        slot.tokens, slot.prompt_logits = list(stream.prompt), (n, logits)
+        self._emit(stream, logits)
 
     def _claim_slot(self, prompt: list[int]) -> tuple[_Slot, int]:
         """The free slot sharing the longest beginning with PROMPT, else the least recently

@@ -247,6 +247,8 @@ class ImageGenerator:
         if not match:
             raise DrawingSettingError("size", f'size must look like "256x256", got {size!r}')
         width, height = int(match[1]), int(match[2])
+        if min(width, height) < 1:  # "0x0" matches the pattern and is a multiple of anything
+            raise DrawingSettingError("size", f"size must be at least 1 pixel a side; got {size}")
         if self.upscales and (width != height or width % self.native_size or width > MAX_SIDE):
             raise DrawingSettingError(
                 "size",

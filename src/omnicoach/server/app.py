@@ -25,7 +25,7 @@ from omnicoach.server import (
 )
 from omnicoach.server.auth import current_user
 from omnicoach.server.body_limit import BodySizeLimit
-from omnicoach.server.errors import install_error_handlers
+from omnicoach.server.errors import ERROR_RESPONSES, install_error_handlers
 from omnicoach.server.generation_runner import GenerationRunner
 from omnicoach.server.rate_limit import RateLimiter
 from omnicoach.threads import apply_threads
@@ -70,7 +70,9 @@ def create_app(settings: Settings) -> FastAPI:
         version=__version__,
         summary="A private, self-hosted yoga and fitness assistant with an OpenAI-compatible API.",
         lifespan=lifespan,
+        responses=ERROR_RESPONSES,  # every error is OpenAI's body (server/errors.py)
     )
+    app.openapi = _openapi_3_1(app.openapi)
     app.state.settings = settings
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_minute)  # per key: auth.py
     install_error_handlers(app)
@@ -113,3 +115,21 @@ def create_app(settings: Settings) -> FastAPI:
         }
 
     return app
+
+
+def _openapi_3_1(make_schema):
+    """FastAPI describes an event stream's events with `itemSchema`, a keyword of OpenAPI 3.2
+    that the 3.1 document it writes may not hold (validators refuse the document): keep it as
+    the extension `x-itemSchema`."""
+
+    def openapi() -> dict:
+        schema = make_schema()  # cached by FastAPI: renamed once
+        for operations in schema.get("paths", {}).values():
+            for operation in operations.values():
+                for response in operation.get("responses", {}).values():
+                    for media in response.get("content", {}).values():
+                        if "itemSchema" in media:
+                            media["x-itemSchema"] = media.pop("itemSchema")
+        return schema
+
+    return openapi

@@ -48,6 +48,31 @@ class ServerBusy(APIError):
         )
 
 
+# The body above in the OpenAPI schema: every route declares it for its 4xx and 5xx answers
+# (create_app), instead of FastAPI's {"detail": [...]} that this API never sends.
+ERROR_SCHEMA = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["message", "type", "param", "code"],
+            "properties": {
+                "message": {"type": "string"},
+                "type": {"type": "string"},
+                "param": {"type": ["string", "null"]},
+                "code": {"type": ["string", "null"]},
+                "problems": {"type": "array", "items": {"type": "string"}},
+            },
+        }
+    },
+}
+ERROR_RESPONSES = {
+    status: {"description": text, "content": {"application/json": {"schema": ERROR_SCHEMA}}}
+    for status, text in [("4XX", "A request error"), ("5XX", "A server error")]
+}
+
+
 def error_body(message: str, type: str, param: str | None = None, code: str | None = None) -> dict:
     return {"error": {"message": message, "type": type, "param": param, "code": code}}
 

@@ -20,20 +20,30 @@ def _no_nul(text: str) -> str:
 
 # Text that is stored (messages, titles): any string but one with a NUL character.
 StoredText = Annotated[str, AfterValidator(_no_nul)]
+# A seed is a 64-bit integer, as OpenAI documents it (torch's generators take no larger one).
+Seed = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
 
 
 class ContentPart(BaseModel):
     model_config = ConfigDict(extra="allow")  # image_url / input_audio carry their own fields
 
     type: str
-    text: StoredText | None = None
+    text: str | None = None
 
 
 class ChatMessage(BaseModel):
     model_config = ConfigDict(extra="allow")  # e.g. "name"
 
     role: Literal["system", "developer", "user", "assistant", "tool"]
-    content: StoredText | list[ContentPart] | None = None
+    content: str | list[ContentPart] | None = None
+
+    @field_validator("content")
+    @classmethod
+    def _no_nul_in_text(cls, content):
+        # Checked once the union is resolved: inside it, the error would name a branch.
+        for text in [content] if isinstance(content, str) else [p.text for p in content or []]:
+            _no_nul(text or "")
+        return content
 
 
 class StreamOptions(BaseModel):
@@ -55,13 +65,14 @@ class ChatCompletionRequest(BaseModel):
     max_completion_tokens: int | None = Field(default=None, ge=1)
     temperature: float | None = Field(default=None, ge=0, le=2)
     top_p: float | None = Field(default=None, gt=0, le=1)
-    seed: int | None = None
+    seed: Seed | None = None
     stop: str | list[str] | None = None
     n: int = Field(default=1, ge=1)
     frequency_penalty: float | None = Field(default=None, ge=-2, le=2)
     presence_penalty: float | None = Field(default=None, ge=-2, le=2)
     # Extension (vLLM's name): multiplicative penalty on repeated tokens, default 1.1.
-    repetition_penalty: float | None = Field(default=None, gt=0, le=2)
+    # At least 0.01: a smaller one only overflows the logits it divides (1e-300 made them inf).
+    repetition_penalty: float | None = Field(default=None, ge=0.01, le=2)
     # Extension (vLLM's name): keep generating past the end of the turn, up to max_tokens
     # (benchmarks and tests that need answers of a known length).
     ignore_eos: bool = False

@@ -36,7 +36,10 @@ WARNING_HEADER = "Omnicoach-Warning"
 TranscriptionFormat = Literal["json", "text", "srt", "verbose_json", "vtt"]
 
 
-@router.post("/transcriptions")
+@router.post(
+    "/transcriptions",
+    responses={200: {"content": {"text/plain": {}}}},  # response_format text, srt, vtt
+)
 async def transcriptions(
     request: Request,
     file: Annotated[UploadFile, File(description="The audio; any format FFmpeg reads.")],
@@ -145,7 +148,11 @@ def _timestamp(seconds: float, mark: str) -> str:
     return f"{hours:02d}:{minutes:02d}:{secs:02d}{mark}{millis:03d}"
 
 
-@router.post("/speech")
+@router.post(
+    "/speech",
+    response_class=StreamingResponse,  # audio only: no JSON body in the schema
+    responses={200: {"content": {f.media_type: {} for f in FORMATS.values()}}},
+)
 async def speech(body: SpeechRequest, request: Request):
     """Speech for `input`, streamed as it is synthesised: the first sentence's audio leaves
     before the second is made."""

@@ -59,7 +59,11 @@ def get_file(file_id: str, request: Request, user: CurrentUser) -> dict:
     return file_object(request.app.state.files.get(request.app.state.db, user, file_id))
 
 
-@router.get("/{file_id}/content")
+@router.get(
+    "/{file_id}/content",
+    response_class=FileResponse,  # the file's own type, sniffed when it was uploaded
+    responses={200: {"content": {"*/*": {}}}},
+)
 def download_file(file_id: str, request: Request, user: CurrentUser) -> FileResponse:
     store = request.app.state.files
     stored = store.get(request.app.state.db, user, file_id)

@@ -21,6 +21,7 @@ from omnicoach.images.zip_dataset import ZipDatasetError, read_training_zip
 from omnicoach.models.image_generator import DEFAULT_GUIDANCE
 from omnicoach.server.auth import CurrentUser
 from omnicoach.server.errors import APIError, from_domain_error
+from omnicoach.server.openai_schemas import Seed
 from omnicoach.server.routes_classify import checked_prompt
 
 router = APIRouter(tags=["images"])
@@ -36,7 +37,7 @@ class GenerateRequest(BaseModel):
     guidance: float = Field(
         DEFAULT_GUIDANCE, description="Classifier-free guidance scale (0 = none)."
     )
-    seed: int | None = Field(None, ge=0, description="Same seed, same picture; default random.")
+    seed: Seed | None = Field(None, ge=0, description="Same seed, same picture; default random.")
     size: str | None = Field(None, description='"WxH"; default the model\'s own size.')
     n: int = Field(1, description="How many pictures (seeds seed, seed+1, …).")
     lora: str | None = Field(

@@ -165,7 +165,11 @@ def cancel_job(job_id: str, request: Request, user: CurrentUser) -> dict:
     return job_object(store.request_cancel(request.app.state.db, user, job_id))
 
 
-@router.get("/{job_id}/artifacts/{name}")
+@router.get(
+    "/{job_id}/artifacts/{name}",
+    response_class=FileResponse,  # the artifact's own type (PNG, JSON, weights…)
+    responses={200: {"content": {"*/*": {}}}},
+)
 def download_artifact(job: OwnedJob, name: str, request: Request) -> FileResponse:
     # Only names the job itself listed are served, so no path ever comes from the client.
     if name not in job.artifacts:

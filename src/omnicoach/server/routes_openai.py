@@ -28,6 +28,7 @@ from omnicoach.server.errors import APIError, error_body, from_domain_error
 from omnicoach.server.openai_schemas import ChatCompletionRequest, ChatMessage, EmbeddingRequest
 
 router = APIRouter(prefix="/v1", tags=["OpenAI-compatible"])
+SAMPLING_EPS = 1e-5  # vLLM's: a temperature or top_p below it means greedy decoding
 
 
 @router.get("/models")
@@ -55,7 +56,10 @@ def _model_card(registry, spec) -> dict:
     }
 
 
-@router.post("/chat/completions")
+@router.post(
+    "/chat/completions",
+    responses={200: {"content": {"text/event-stream": {}}}},  # with "stream": true
+)
 async def chat_completions(body: ChatCompletionRequest, request: Request, user: CurrentUser):
     _refuse_unsupported(body)
     # Spoken questions become their transcripts: the engine and the stored conversation see text.
@@ -249,9 +253,14 @@ def _sampling_params(body: ChatCompletionRequest, settings) -> SamplingParams:
     # Ranges were checked by the schema (422 naming the field); the engine checks them again.
     defaults = SamplingParams()
     stop = [body.stop] if isinstance(body.stop, str) else (body.stop or [])
+    # A temperature or top_p below vLLM's epsilon asks for greedy decoding (their limit), and is
+    # decoded so: in the sampler's float32 they overflow (1e-300 made every logit inf) or round
+    # to 0, which fails the sampling step.
+    greedy = any(v is not None and v < SAMPLING_EPS for v in (body.temperature, body.top_p))
+    temperature = defaults.temperature if body.temperature is None else body.temperature
     return SamplingParams(
         max_tokens=body.max_completion_tokens or body.max_tokens or settings.default_max_tokens,
-        temperature=defaults.temperature if body.temperature is None else body.temperature,
+        temperature=0.0 if greedy else temperature,
         top_p=defaults.top_p if body.top_p is None else body.top_p,
         seed=body.seed,
         stop=stop,
