@@ -13,7 +13,7 @@ STAMP := $(VENV)/.installed-$(DEPS_HASH)
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: setup run chat test lint format bench router images drawing-images alignment imagegen clean
+.PHONY: setup run chat test lint format bench eval router images drawing-images alignment imagegen clean
 
 setup: $(STAMP)
 
@@ -48,6 +48,12 @@ format: setup
 
 bench: setup
 	$(PY) benchmarks/llm_decode.py
+
+# Every evaluation into one report, reports/latest/README.md (~80 minutes on 2 cores; the
+# pretraining comparison is read from reports/pretrain). More options: EVAL_ARGS="--rerun
+# pretrain", "--only router,wer", "--quick" (README, Evaluation report).
+eval: setup
+	$(VENV)/bin/omnicoach eval all $(EVAL_ARGS)
 
 # Trained artifacts (artifacts/*/manifest.json records each one's command): rebuild from scratch.
 router: setup

@@ -5,7 +5,6 @@ line on stderr and exit with status 2; `--debug` adds the traceback.
 """
 
 import contextlib
-import json
 import logging
 import os
 import signal
@@ -44,6 +43,9 @@ def _global_options(
     logging.basicConfig(level=logging.DEBUG if debug else logging.INFO, format="%(message)s")
     # Alembic narrates every migration check at INFO; only its warnings matter to a user.
     logging.getLogger("alembic").setLevel(logging.DEBUG if debug else logging.WARNING)
+
+
+_EVAL_SECTIONS = "wer, router, sft, vlm, imagegen, pretrain"  # evaluation/report.SECTIONS
 
 
 def _registry() -> tuple[Settings, ModelRegistry]:
@@ -611,8 +613,85 @@ def train_pretrain_command(
         print((out / "report.md").read_text())
 
 
-eval_app = typer.Typer(help="Evaluate the product's models on held-out data; each writes a report.")
+eval_app = typer.Typer(
+    help="Evaluate the product's models on held-out data; each writes a report. With no "
+    "command: `eval all` (every evaluation, one report in reports/latest)."
+)
 app.add_typer(eval_app, name="eval")
+
+
+@eval_app.callback(invoke_without_command=True)
+def _eval_default(ctx: typer.Context) -> None:
+    """With no command: `eval all` with its defaults."""
+    if ctx.invoked_subcommand is None:
+        eval_all_command()
+
+
+@eval_app.command("all")
+def eval_all_command(
+    only: Annotated[
+        str | None,
+        typer.Option(help="Run only these, e.g. router,wer. Sections: " + _EVAL_SECTIONS + "."),
+    ] = None,
+    skip: Annotated[str | None, typer.Option(help="Leave these out, e.g. sft.")] = None,
+    quick: Annotated[
+        bool,
+        typer.Option(
+            "--quick",
+            help="Small subsets: a smoke run, labelled QUICK throughout (default --out "
+            "var/eval-quick, never reports/latest).",
+        ),
+    ] = False,
+    out: Annotated[
+        Path | None, typer.Option(help="Report directory (default reports/latest).")
+    ] = None,
+    reuse: Annotated[
+        str,
+        typer.Option(help="Read these from their existing report in reports/ instead of rerun."),
+    ] = "pretrain",
+    rerun: Annotated[
+        str | None,
+        typer.Option(help="Rerun these although --reuse names them (pretrain: 10 min training)."),
+    ] = None,
+    threads: Annotated[int, typer.Option(min=0, help="Torch threads; 0: every core.")] = 0,
+) -> None:
+    """Every evaluation in turn (word error rate, router, fine-tune, vision, image generator,
+    pretraining) into one markdown report with PNG plots: OUT/README.md. A failing section is
+    reported and the others still run; the exit status is then 1."""
+    from omnicoach.evaluation.report import choose, run_report
+    from omnicoach.threads import apply_threads
+
+    try:
+        names, reused = choose(only, skip, reuse, rerun)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    out = out or Path("var/eval-quick" if quick else "reports/latest")
+
+    def models():
+        settings, registry = _registry()
+        apply_threads(threads or os.cpu_count() or 1)  # one long batch job: every core
+        return settings, registry
+
+    command = "omnicoach eval all" + "".join(
+        f" --{flag} {value}"
+        for flag, value in (("only", only), ("skip", skip), ("out", out), ("rerun", rerun))
+        if value
+    )
+    if quick:
+        command += " --quick"
+    if reuse != "pretrain":
+        command += f" --reuse '{reuse}'"
+    try:
+        results = run_report(
+            names, out, quick=quick, reuse=reused, registry_factory=models, log=err.print,
+            command=command,
+        )  # fmt: skip
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    failed = [r.name for r in results if r.status == "failed"]
+    err.print(f"Wrote {out}/README.md" + (f"; failed: {', '.join(failed)}" if failed else ""))
+    if failed:
+        raise typer.Exit(1)
 
 
 @eval_app.command("sft")
@@ -631,18 +710,15 @@ def eval_sft_command(
     similarity and BLEU on held-out phrasings and held-out exercises, English and Bengali."""
     from tqdm import tqdm
 
-    from omnicoach.evaluation.fine_tune import FineTuneEvaluation, markdown_report
+    from omnicoach.evaluation.fine_tune import FineTuneEvaluation, markdown_report, write_report
     from omnicoach.threads import apply_threads
 
     settings, registry = _registry()
     apply_threads(os.cpu_count() or 1)  # one long batch job: every core
     evaluation = FineTuneEvaluation(registry, settings, data, log=err.print, progress=tqdm)
     report = evaluation.run(per_cell, perplexity_per_cell, seed)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps(report, indent=1, ensure_ascii=False))
-    text = markdown_report(report)
-    (out / "README.md").write_text(text)
-    print(text)
+    write_report(report, out)
+    print(markdown_report(report))
     err.print(f"Wrote {out}/README.md and results.json")
 
 

@@ -241,6 +241,13 @@ def markdown_report(report: dict, examples: int = 5) -> str:
     return "\n".join(lines)
 
 
+def write_report(report: dict, out: Path) -> None:
+    """OUT/results.json (every answer) and OUT/README.md (markdown_report)."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(report, indent=1, ensure_ascii=False))
+    (out / "README.md").write_text(markdown_report(report))
+
+
 def side_by_side(items: list[dict], count: int) -> list[dict]:
     """COUNT examples spread over the splits and languages (the first of each cell in turn)."""
     cells = defaultdict(list)

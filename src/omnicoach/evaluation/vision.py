@@ -67,11 +67,19 @@ class VisionEvaluation:
         lines = (self.images / split / "metadata.jsonl").read_text().splitlines()
         return [json.loads(line) for line in lines if line]
 
-    def run(self, per_exercise: int, how_per_exercise: int = 2, seed: int = 0) -> dict:
+    def run(
+        self,
+        per_exercise: int,
+        how_per_exercise: int = 2,
+        seed: int = 0,
+        exercises: list[str] | None = None,
+    ) -> dict:
+        """EXERCISES: only these (a quick run); default every exercise in the test split."""
         rng = random.Random(seed)
         by_exercise: dict[str, list[dict]] = {}
         for meta in self._metadata("test"):
-            by_exercise.setdefault(meta["exercise_id"], []).append(meta)
+            if exercises is None or meta["exercise_id"] in exercises:
+                by_exercise.setdefault(meta["exercise_id"], []).append(meta)
         items = [m for ms in by_exercise.values() for m in ms[:per_exercise]]
         for item in items:
             item["lang"] = "bn" if rng.random() < 0.25 else "en"
