@@ -29,11 +29,11 @@ from omnicoach.data.pretrain_corpus import (
 from omnicoach.errors import InvalidRequestError
 from omnicoach.jobs.kinds import KINDS
 from omnicoach.models.bundled import smollm2_gguf
+from omnicoach.models.llm_loader import load_tokenizer
 from omnicoach.training.pretrain import (
     PretrainConfig,
     check_config,
     fit_curve,
-    load_tokenizer,
     power_law,
     train_pretrain,
 )

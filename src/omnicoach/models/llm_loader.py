@@ -30,6 +30,23 @@ def gguf_cache_dir(gguf_file: Path, cache_root: Path) -> Path:
     return cache_root / f"{gguf_file.stem}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
 
 
+def load_tokenizer(source: Path, cache_root: Path) -> transformers.PreTrainedTokenizerBase:
+    """The tokenizer of a local model (a GGUF file or a Hugging Face directory) without its
+    weights: from the GGUF's converted cache when there is one, which loads in well under a
+    second, else from the file itself."""
+    source = Path(source)
+    try:
+        if source.is_file():
+            cache = gguf_cache_dir(source, Path(cache_root))
+            if (cache / "tokenizer_config.json").is_file():
+                return AutoTokenizer.from_pretrained(cache)
+            return AutoTokenizer.from_pretrained(source.parent, gguf_file=source.name)
+        return AutoTokenizer.from_pretrained(source)
+    except Exception as exc:  # a corrupt file fails in many ways deep inside the parsers
+        reason = _first_line(exc)
+        raise ModelFileError(f"cannot load the tokenizer from {source}: {reason}") from exc
+
+
 def load_causal_lm(
     source: Path, cache_root: Path
 ) -> tuple[transformers.PreTrainedTokenizerBase, PreTrainedModel]:

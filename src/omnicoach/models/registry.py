@@ -162,7 +162,8 @@ class ModelRegistry:
             return None
         with self._lock:
             if self._remote is None:
-                from omnicoach.models.remote_llm import RemoteChatLLM, load_tokenizer
+                from omnicoach.models.llm_loader import load_tokenizer
+                from omnicoach.models.remote_llm import RemoteChatLLM
 
                 # Prompt budgets are counted with the local chat model's tokenizer (exact when
                 # the remote runs the same model, else an approximation: remote_llm.py).

@@ -24,7 +24,6 @@ request, so the link rules for user-supplied addresses (omnicoach.links) do not 
 import json
 import logging
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 
 import httpx
 
@@ -337,22 +336,3 @@ def _message(body) -> str:
 
 def _reason(exc: Exception) -> str:
     return str(exc) or type(exc).__name__
-
-
-def load_tokenizer(source: Path, cache_root: Path):
-    """The tokenizer of a local chat model (a GGUF file or a Hugging Face directory) without
-    its weights: from the GGUF's converted cache when there is one (llm_loader), which loads
-    in well under a second, else from the file itself."""
-    from transformers import AutoTokenizer
-
-    from omnicoach.models.llm_loader import gguf_cache_dir
-
-    try:
-        if source.is_file():
-            cache = gguf_cache_dir(source, cache_root)
-            if (cache / "tokenizer_config.json").is_file():
-                return AutoTokenizer.from_pretrained(cache)
-            return AutoTokenizer.from_pretrained(source.parent, gguf_file=source.name)
-        return AutoTokenizer.from_pretrained(source)
-    except Exception as exc:  # a corrupt file fails in many ways deep inside the parsers
-        raise ModelFileError(f"cannot load the tokenizer from {source}: {_reason(exc)}") from exc

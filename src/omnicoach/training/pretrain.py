@@ -44,6 +44,7 @@ from pathlib import Path
 import torch
 
 from omnicoach.errors import InvalidRequestError
+from omnicoach.models.llm_loader import load_tokenizer
 from omnicoach.training.checkpoints import has_checkpoint, load_training_state, save_checkpoint
 
 CHECKPOINT = "checkpoint"  # the latest resumable state, inside the output directory
@@ -120,22 +121,6 @@ def model_sources(config: PretrainConfig) -> dict[str, Path]:
         "generator": Path(config.generator_model or tokenizer),
         "reference": Path(config.reference_model or tokenizer),
     }
-
-
-def load_tokenizer(source: Path, model_cache: Path):
-    """The tokenizer of a Hugging Face directory or a GGUF file. A GGUF is read through the
-    model cache (llm_loader), which is built once; after that the tokenizer loads in ~1 s."""
-    from transformers import AutoTokenizer
-
-    from omnicoach.models.llm_loader import gguf_cache_dir, load_causal_lm
-
-    source = Path(source)
-    if source.is_file():
-        cache = gguf_cache_dir(source, Path(model_cache))
-        if not (cache / "config.json").is_file():
-            return load_causal_lm(source, Path(model_cache))[0]  # builds the cache
-        source = cache
-    return AutoTokenizer.from_pretrained(source)
 
 
 def build_model(config: PretrainConfig, tokenizer):
