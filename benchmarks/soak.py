@@ -589,7 +589,7 @@ class RssSampler:
 def spoken_wav(directory: Path, url: str) -> bytes:
     """A short spoken question: espeak-ng when installed, else the server's own voice."""
     try:
-        from tests.audio_samples import espeak
+        from omnicoach.evaluation.speech import espeak
 
         return espeak(directory / "question.wav", SPOKEN, pad=0.3).read_bytes()
     except (ImportError, RuntimeError, OSError):

@@ -24,7 +24,6 @@ var/eval-quick, never reports/latest. A section read from an existing report say
 that report's date, instead of pretending it ran.
 """
 
-import importlib.util
 import json
 import os
 import random
@@ -248,26 +247,13 @@ def _pct(value: float | None) -> str:
 # --- wer: speech to text -------------------------------------------------------------------------
 
 
-def _audio_samples():
-    """tests/audio_samples.py: the sentences the speech tests speak with espeak-ng, and their
-    word error rate (jiwer; case and punctuation ignored). Loaded from the checkout so the
-    report measures exactly what the tests and benchmarks/voice.py do."""
-    path = REPO / "tests" / "audio_samples.py"
-    if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing: the WER section needs the repository's tests")
-    spec = importlib.util.spec_from_file_location("omnicoach_report_audio_samples", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def wer_section(ctx: Context) -> Outcome:
     import numpy as np
 
     from omnicoach.audio.decode import AudioInputError, decode_audio
+    from omnicoach.evaluation import speech
 
-    samples = _audio_samples()
-    sentences = samples.SENTENCES[:3] if ctx.quick else samples.SENTENCES
+    sentences = speech.SENTENCES[:3] if ctx.quick else speech.SENTENCES
     speech_to_text, text_to_speech = ctx.registry.speech_to_text(), ctx.registry.text_to_speech()
 
     def score(sentence: str, data: bytes) -> dict:
@@ -275,14 +261,14 @@ def wer_section(ctx: Context) -> Outcome:
             heard = speech_to_text.transcribe(decode_audio(data, 300)).text
         except AudioInputError as error:  # nothing heard: every word is missed
             return {"transcript": f"(nothing: {error})", "wer": 1.0}
-        return {"transcript": heard, "wer": samples.wer(sentence, heard)}
+        return {"transcript": heard, "wer": speech.wer(sentence, heard)}
 
     rows = []
     with tempfile.TemporaryDirectory() as folder:
         for i, sentence in enumerate(ctx.progress(sentences, desc="WER")):
-            spoken = samples.espeak(Path(folder) / f"{i}.wav", sentence).read_bytes()
+            spoken = speech.espeak(Path(folder) / f"{i}.wav", sentence).read_bytes()
             audio = np.concatenate(list(text_to_speech.synthesize(sentence)))
-            piper = samples.wav_bytes(audio, text_to_speech.sample_rate)
+            piper = speech.wav_bytes(audio, text_to_speech.sample_rate)
             rows.append(
                 {
                     "sentence": sentence,
@@ -300,7 +286,7 @@ def wer_section(ctx: Context) -> Outcome:
         "WER",
         percent=True,
     )
-    held_out = f"{len(rows)} sentences of tests/audio_samples.py, spoken at run time"
+    held_out = f"{len(rows)} sentences of omnicoach.evaluation.speech, spoken at run time"
     body = [
         f"Model `{speech_to_text.name}` (the configured speech-to-text model). Each sentence is "
         "spoken by espeak-ng (a formant synthesiser, independent of the models) and by the Piper "
