@@ -1,14 +1,17 @@
 """Shared fixtures: the real bundled models, each loaded once per test session."""
 
 import os
+import sys
 from pathlib import Path
 
+import psutil
 import pytest
 import torch
 
 from omnicoach.config import load_settings
 from omnicoach.models import ModelRegistry
 from omnicoach.models.registry import BASE_CHAT_MODEL
+from omnicoach.process_owner import this_host
 from omnicoach.threads import apply_threads
 
 REPO = Path(__file__).resolve().parents[1]
@@ -23,6 +26,15 @@ def subprocess_env(**settings) -> dict[str, str]:
     env["OMNICOACH_MODEL_CACHE"] = str(REPO / "var" / "models")
     env.update({f"OMNICOACH_{k.upper()}": str(v) for k, v in settings.items()})
     return env
+
+
+def dead_process() -> str:
+    """An owner (process_owner.this_process's form) that was a process of this host and has
+    exited and been reaped."""
+    child = psutil.Popen([sys.executable, "-c", "pass"])
+    started = child.create_time()
+    child.wait()
+    return f"{this_host()}:{child.pid}:{started:.2f}"
 
 
 @pytest.fixture(scope="session")

@@ -15,10 +15,12 @@ import pytest
 
 from omnicoach import conversations
 from omnicoach.db import Database
-from omnicoach.db.schema import LOCAL_USER_ID
+from omnicoach.db.schema import LOCAL_USER_ID, Message
+from omnicoach.process_owner import this_process
 from omnicoach.server import conversation_turns
 from omnicoach.server.conversation_turns import StoredConversation
 from omnicoach.server.errors import APIError
+from tests.conftest import dead_process
 from tests.server_process import ServerProcess
 
 CHAT = "smollm2-135m-instruct"
@@ -148,17 +150,42 @@ def test_an_answer_deleted_while_it_streams_stays_deleted(db):
     assert [m.role for m in stored(db, cid)] == ["user"]
 
 
-def test_start_up_marks_answers_left_generating_incomplete(db):
+def test_answers_whose_server_is_gone_are_marked_incomplete_and_live_ones_kept(db):
     cid = asked(db)
     done = conversations.append(db, LOCAL_USER_ID, cid, "assistant", "Done.")
-    conversations.append(db, LOCAL_USER_ID, cid, "user", "More?")
-    dead = conversations.append(db, LOCAL_USER_ID, cid, "assistant", "Half of", status="generating")
+    now = time.time()
+    other_host = "elsewhere/1:4242:1700000000.00"
+    writers = {  # the answer's writer and its last save → whether that server is gone
+        "this process": (this_process(), now - 3600, False),  # alive, however old its save
+        "a dead process of this host": (dead_process(), now, True),
+        "another host, saved 10 s ago": (other_host, now - 10, False),
+        "another host, silent for 10 min": (other_host, now - 600, True),
+        "no writer (stored before writers were)": (None, None, True),
+    }
+    answers = {}
+    for name, (writer, saved_at, _) in writers.items():
+        conversations.append(db, LOCAL_USER_ID, cid, "user", f"About {name}?")
+        answer = conversations.append(
+            db, LOCAL_USER_ID, cid, "assistant", f"Half of {name}", status="generating"
+        )
+        assert answer.writer == this_process()  # recorded by append; replaced below
+        with db.write() as session:
+            row = session.get(Message, answer.id)
+            row.writer, row.saved_at = writer, saved_at
+        answers[name] = answer.id
 
-    assert conversations.recover_interrupted(db) == 1
+    assert conversations.recover_interrupted(db, now) == 3
     by_id = {m.id: m for m in stored(db, cid)}
-    assert (by_id[dead.id].status, by_id[dead.id].content) == ("incomplete", "Half of")
+    for name, (_, _, gone) in writers.items():
+        answer = by_id[answers[name]]
+        assert answer.content == f"Half of {name}", name
+        assert answer.status == ("incomplete" if gone else "generating"), name
     assert by_id[done.id].status == "complete"
-    assert conversations.recover_interrupted(db) == 0
+    assert conversations.recover_interrupted(db, now) == 0
+    # Once it ends, an answer names no writer.
+    conversations.finish_answer(db, answers["this process"], "Whole.", "complete")
+    ended = {m.id: m for m in stored(db, cid)}[answers["this process"]]
+    assert (ended.status, ended.writer, ended.saved_at) == ("complete", None, None)
 
 
 # --- a real server, killed mid-stream -----------------------------------------------------

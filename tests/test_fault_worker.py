@@ -23,7 +23,6 @@ import time
 import zipfile
 from pathlib import Path
 
-import psutil
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
@@ -40,10 +39,11 @@ from omnicoach.jobs.context import JobContext
 from omnicoach.jobs.kinds import JobKind
 from omnicoach.jobs.queue import JobQueue
 from omnicoach.jobs.runner import JobRunner
+from omnicoach.process_owner import this_host, this_process
 from omnicoach.server.app import create_app
-from tests.conftest import REPO, subprocess_env
+from tests.conftest import REPO, dead_process, subprocess_env
 
-HOST = recovery.this_host()  # hostname/pid namespace
+HOST = this_host()  # hostname/pid namespace
 
 
 @pytest.fixture
@@ -70,17 +70,9 @@ def log_lines(db, job_id) -> list[str]:
 # --- the orphan rule ------------------------------------------------------------------------
 
 
-def dead_process() -> str:
-    """jobs.worker of a process of this host that has exited (and been reaped)."""
-    child = psutil.Popen([sys.executable, "-c", "pass"])
-    started = child.create_time()
-    child.wait()
-    return f"{HOST}:{child.pid}:{started:.2f}"
-
-
 def test_a_job_is_orphaned_when_its_worker_on_this_host_is_gone():
     now = time.time()
-    me = recovery.this_worker()
+    me = this_process()
     assert me.startswith(f"{HOST}:{os.getpid()}:")
     fresh = dict(status="running", heartbeat_at=now)
     # A live worker keeps its job, whatever its heartbeat says (a long stretch in torch).
@@ -132,7 +124,7 @@ def running_job(db, worker: str | None, **changes) -> str:
 
 
 def test_a_starting_worker_takes_back_exactly_the_orphans(db):
-    dead, alive = dead_process(), recovery.this_worker()
+    dead, alive = dead_process(), this_process()
     orphan = running_job(db, dead)
     live = running_job(db, alive)
     distant_live = running_job(db, "elsewhere:1:1.00")  # heartbeat just now
@@ -173,7 +165,7 @@ def test_a_job_that_keeps_killing_its_worker_fails_after_max_attempts(db):
     job = job_row(db, job_id)
     assert job.status == "failed" and job.finished_at is not None
     assert job.error.startswith(f"the worker running this job died {recovery.MAX_ATTEMPTS} times")
-    assert store.start(db, job_id, recovery.this_worker()) is None  # never runs again
+    assert store.start(db, job_id, this_process()) is None  # never runs again
 
 
 def test_a_job_that_cannot_be_queued_again_fails_clearly(db):
@@ -204,7 +196,7 @@ def test_the_runner_records_its_worker_and_beats_while_a_job_runs(settings, db, 
     while job_row(db, job_id).status == "queued":
         time.sleep(0.01)
     first = job_row(db, job_id)
-    assert first.worker == recovery.this_worker() and first.attempts == 1
+    assert first.worker == this_process() and first.attempts == 1
     time.sleep(0.5)
     assert job_row(db, job_id).heartbeat_at > first.heartbeat_at  # beats without reports
     assert not recovery.is_orphaned(job_row(db, job_id), time.time())
@@ -216,7 +208,7 @@ def test_the_runner_records_its_worker_and_beats_while_a_job_runs(settings, db, 
 def test_a_job_taken_back_from_its_worker_is_not_finished_by_that_worker(db):
     job_id = running_job(db, "elsewhere:2:1.00", heartbeat_at=time.time() - 3600)
     recovery.take_back_orphans(db, lambda _: None)
-    store.start(db, job_id, recovery.this_worker())  # another worker runs it again
+    store.start(db, job_id, this_process())  # another worker runs it again
     store.finish(db, job_id, "failed", error="late", worker="elsewhere:2:1.00")  # the first
     assert job_row(db, job_id).status == "running"
 

@@ -293,6 +293,7 @@ def test_perplexity_job_from_upload_to_artifact(alice, worker):
     file_id = upload(alice, ENGLISH)
     created = create_job(alice, file_id=file_id, window=64, stride=32)
     assert created["status"] == "queued" and created["progress"] == 0
+    assert created["worker"] is None and created["attempts"] == 0
     assert created["params"] == {
         "file_id": file_id,
         "model": "smollm2-135m-yoga",  # the default, recorded
@@ -307,6 +308,9 @@ def test_perplexity_job_from_upload_to_artifact(alice, worker):
     assert progress == sorted(progress) and progress[-1] == 1.0
     final = events[-1][1]
     assert final["status"] == "succeeded" and final["error"] is None
+    # Run once, by the test's worker process (host:pid:start time), which beat at least once.
+    assert final["attempts"] == 1 and f":{worker.pid}:" in final["worker"]
+    assert final["started_at"] <= final["heartbeat_at"] <= final["finished_at"]
     result = final["result"]
     assert 1 < result["perplexity"] < 100 and result["tokens_scored"] > 100
     assert result["windows"] == 3
@@ -491,14 +495,18 @@ def wait_until_serving(http, process, timeout=180) -> None:
 
 
 @pytest.mark.slow
-def test_vlm_job_trains_both_stages_on_rendered_images(alice, worker):
+def test_vlm_job_trains_both_stages_on_rendered_images(alice, worker, e2e_dir):
     params = {"per_exercise": 2, "stage1_limit": 16, "stage2_limit": 16, "max_steps": 1}
-    params["batch_size"] = 4
+    params |= {"batch_size": 4, "checkpoint_every": 1}
     response = alice.post("/jobs", json={"kind": "train_vlm", "params": params})
     assert response.status_code == 201, response.text
     final = follow(alice, response.json()["id"], timeout=900)[-1][1]
     assert final["status"] == "succeeded", final
     assert final["result"]["stage1"]["steps"] == 1 and final["result"]["stage2"]["steps"] == 1
+    # Each stage left the checkpoint a job whose worker died would resume from.
+    for stage in (1, 2):
+        progress = e2e_dir / "jobs" / final["id"] / f"stage{stage}" / "checkpoint" / "progress.json"
+        assert json.loads(progress.read_text())["step"] == 1
     job = alice.get(f"/jobs/{final['id']}").json()
     assert [p["step"] for p in job["metrics"]["stage2_validation_loss"]] == [1]
     assert job["artifacts"] == ["vlm.zip", "stage1-loss.png", "stage2-loss.png", "summary.json"]

@@ -3,6 +3,8 @@ omnicoach, on its own port, is the remote. Answers through the delegating server
 remote's own answers to the same messages; the remote's failures must come back as clear
 OpenAI-shaped errors."""
 
+import socket
+import threading
 import time
 
 import httpx
@@ -11,7 +13,10 @@ import pytest
 
 from omnicoach.config import load_settings
 from omnicoach.errors import ConfigError
-from omnicoach.models.remote_llm import refused
+from omnicoach.models import registry as registry_module
+from omnicoach.models.registry import ModelRegistry
+from omnicoach.models.remote_llm import RemoteLLMError, refused
+from tests.conftest import REPO
 from tests.server_process import ServerProcess
 
 pytestmark = pytest.mark.slow
@@ -46,6 +51,57 @@ def test_remote_refusals_become_clear_errors(status, body, headers, expected, sa
     assert error.status == expected and said in str(error)
     assert str(error).startswith("the remote LLM at http://gpu:8000/v1 answered")
     assert error.headers == ({"Retry-After": "7"} if headers else None)
+
+
+def test_an_unreachable_remote_is_asked_again_only_after_a_while(monkeypatch):
+    """A remote that closes every connection: listing models and chatting raise its error
+    without asking it again until REMOTE_RETRY_SECONDS have passed."""
+    connections = []
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def hang_up() -> None:
+        while True:
+            try:
+                connection, _ = listener.accept()
+            except OSError:  # closed: the test is over
+                return
+            connections.append(connection)
+            connection.close()
+
+    threading.Thread(target=hang_up, daemon=True).start()
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}/v1"
+    try:
+        registry = ModelRegistry(load_settings(data_dir=REPO / "var", llm_url=url))
+        for _ in range(3):  # the local models are listed; the remote's name is not known
+            assert CHAT in [spec.name for spec in registry.specs()]
+        with pytest.raises(RemoteLLMError, match=f"the remote LLM at {url} is unreachable"):
+            registry.chat()
+        assert len(connections) == 1
+        monkeypatch.setattr(registry_module, "REMOTE_RETRY_SECONDS", 0.0)
+        registry.specs()
+        assert len(connections) == 2
+    finally:
+        listener.close()
+
+
+def test_a_server_whose_remote_is_down_starts_and_its_chat_is_503(tmp_path):
+    with socket.create_server(("127.0.0.1", 0)) as placeholder:  # a port nobody listens on
+        url = f"http://127.0.0.1:{placeholder.getsockname()[1]}/v1"
+    with ServerProcess(
+        tmp_path / "server.log", data_dir=tmp_path, llm_url=url, chat_routing=False, rag=False
+    ) as server:
+        health = httpx.get(f"{server.url}/health").json()
+        assert health["status"] == "ok"
+        assert health["chat_error"].startswith(f"the remote LLM at {url} is unreachable")
+        with pytest.raises(openai.APIStatusError) as failed:
+            answer(server, QUESTION, max_tokens=4)
+        assert failed.value.status_code == 503
+        assert failed.value.response.json()["error"]["code"] == "remote_llm_unavailable"
+        # What does not need the remote still works: the local models are listed and embed.
+        local = [m.id for m in client_of(server).models.list()]
+        assert "all-minilm-l6-v2" in local
+        vectors = client_of(server).embeddings.create(model="all-minilm-l6-v2", input="plank")
+        assert len(vectors.data[0].embedding) == 384
 
 
 @pytest.fixture(scope="module")

@@ -5,6 +5,8 @@ import base64
 import io
 import math
 import re
+import threading
+import time
 
 import av
 import httpx
@@ -33,7 +35,14 @@ SENTENCE = SENTENCES[0]
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     data_dir = tmp_path_factory.mktemp("audio-server")
-    with ServerProcess(data_dir / "server.log", data_dir=data_dir, max_audio_seconds=20) as process:
+    # One transcription at a time and none waiting: a second at once is refused (503).
+    with ServerProcess(
+        data_dir / "server.log",
+        data_dir=data_dir,
+        max_audio_seconds=20,
+        max_concurrent_transcriptions=1,
+        max_waiting_transcriptions=0,
+    ) as process:
         process.data_dir = data_dir
         yield process
 
@@ -311,3 +320,34 @@ def test_low_confidence_chat_transcript_is_flagged(server, tmp_path):
     assert response.status_code == 200
     (warning,) = response.json()["warnings"]
     assert warning.startswith("messages[0].content[0]: low confidence")
+
+
+def test_transcriptions_past_the_line_are_refused_with_503(server, tmp_path):
+    # About 15 seconds of speech keeps the one transcription slot busy for a second or more.
+    long_clip = espeak(tmp_path / "long.wav", " ".join(SENTENCES[:5])).read_bytes()
+    short_clip = espeak(tmp_path / "short.wav", SENTENCES[0]).read_bytes()
+    results = {}
+
+    def transcribe(name: str, clip: bytes) -> None:
+        files = {"file": (f"{name}.wav", clip, "audio/wav")}
+        results[name] = httpx.post(
+            f"{server.url}/v1/audio/transcriptions", data={"model": "whisper-1"}, files=files,
+            timeout=120,
+        )  # fmt: skip
+
+    first = threading.Thread(target=transcribe, args=("long", long_clip))
+    first.start()
+    deadline = time.monotonic() + 30
+    while httpx.get(f"{server.url}/health").json()["transcriptions"]["running"] < 1:
+        assert time.monotonic() < deadline, results
+        time.sleep(0.02)
+    transcribe("short", short_clip)
+    first.join(120)
+    assert results["short"].status_code == 503
+    assert results["short"].headers["Retry-After"].isdigit()
+    assert "too many transcriptions" in results["short"].json()["error"]["message"]
+    assert results["long"].status_code == 200, results["long"].text
+    assert "downward dog" in results["long"].json()["text"].lower()
+    # The slot is free again: the same short clip is transcribed now.
+    transcribe("short", short_clip)
+    assert results["short"].status_code == 200

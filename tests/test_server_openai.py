@@ -162,6 +162,12 @@ def test_busy_server_answers_503_and_disconnects_free_their_slots(server):
         assert busy.status_code == 503
         assert busy.headers["Retry-After"].isdigit()
         assert busy.json()["error"]["code"] == "server_busy"
+        # A refused chat is refused before its spoken question is transcribed: this audio is
+        # not audio at all, which transcribing would answer with 400.
+        spoken = {"type": "input_audio", "input_audio": {"data": "bm90IGF1ZGlv", "format": "wav"}}
+        spoken_body = {**body, "messages": [{"role": "user", "content": [spoken]}]}
+        refused_early = http.post("/v1/chat/completions", json=spoken_body)
+        assert refused_early.status_code == 503, refused_early.text
 
         for stream, _lines in streams:  # the clients leave mid-answer
             stream.__exit__(None, None, None)

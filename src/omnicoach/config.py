@@ -108,6 +108,11 @@ class Settings(BaseSettings):
     # API answers 503 with Retry-After.
     max_concurrent_generations: int = Field(default=16, ge=1)
     max_waiting_generations: int = Field(default=32, ge=0)
+    # Transcriptions (uploads and spoken chat questions) decoded and transcribed at once, and
+    # how many more may wait; past that, 503 with Retry-After. Whisper already uses every core
+    # for one clip, so more at once only shares them.
+    max_concurrent_transcriptions: int = Field(default=2, ge=1)
+    max_waiting_transcriptions: int = Field(default=16, ge=0)
     retry_after_seconds: int = Field(default=5, ge=1)
     max_request_bytes: int = Field(default=25 * 1024 * 1024, ge=1024)
 

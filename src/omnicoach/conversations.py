@@ -8,6 +8,7 @@ from sqlalchemy import select, update
 from omnicoach.db import Database, owned
 from omnicoach.db.schema import Conversation, Message
 from omnicoach.errors import NotFoundError
+from omnicoach.process_owner import is_gone, this_process
 
 log = logging.getLogger(__name__)
 
@@ -17,6 +18,9 @@ TITLE_LENGTH = 60
 # while it streams; it ends "complete", or "incomplete" when cut short (stopped, client gone,
 # failed) or when the server died meanwhile (see recover_interrupted).
 COMPLETE, INCOMPLETE, GENERATING = "complete", "incomplete", "generating"
+# An answer "generating" on another host with no save for this long has lost its server.
+WRITER_TIMEOUT_S = 180.0
+RECOVERY_SWEEP_S = 60.0  # each server looks for answers whose server died this often
 
 
 def create(db: Database, user: str, title: str = "") -> Conversation:
@@ -84,9 +88,11 @@ def append(
     sources: list[dict] | None = None,
     images: list[str] | None = None,
 ) -> Message:
-    """Add a message at the end; an untitled conversation is named after its first question."""
+    """Add a message at the end; an untitled conversation is named after its first question.
+    An answer added "generating" records this process as its writer."""
     with db.write() as session:
         conversation = _owned(session, user, conversation_id)
+        generating = status == GENERATING
         message = Message(
             conversation_id=conversation.id,
             role=role,
@@ -95,6 +101,8 @@ def append(
             model=model,
             sources=sources or None,
             images=images or None,
+            writer=this_process() if generating else None,
+            saved_at=time.time() if generating else None,
         )
         session.add(message)
         conversation.updated_at = time.time()
@@ -111,7 +119,7 @@ def update_generating(db: Database, message_id: int, content: str) -> bool:
         query = (
             update(Message)
             .where(Message.id == message_id, Message.status == GENERATING)
-            .values(content=content)
+            .values(content=content, saved_at=time.time())
         )
         return session.execute(query).rowcount > 0
 
@@ -124,20 +132,39 @@ def finish_answer(db: Database, message_id: int, content: str, status: str) -> b
         if message is None:
             return False
         message.content, message.status = content, status
+        message.writer = message.saved_at = None  # written: no one's any more
         message.conversation.updated_at = time.time()
     return True
 
 
-def recover_interrupted(db: Database) -> int:
-    """Mark every answer still "generating" as "incomplete"; returns how many.
+def recover_interrupted(db: Database, now: float | None = None) -> int:
+    """Mark "incomplete" every answer still "generating" whose server is gone; returns how many.
 
-    Run when the server starts, before it takes requests: an answer still generating then
-    was being written by a server process that died (killed, power loss), and its text is
-    what had been saved of it. One server per database is assumed (``omnicoach serve`` is one
-    process); a second server on the same database would mark the first one's live answers.
+    A server runs this when it starts, before it takes requests, and every RECOVERY_SWEEP_S
+    after (several servers may share a database). Such an answer was being written by a server
+    process that died (killed, power loss), and its text is what had been saved of it. The
+    writer is gone by process_owner's rule: on this host, its process is gone; on another host,
+    it has not saved for WRITER_TIMEOUT_S (it saves twice a second while tokens come). A live
+    server's answers are left alone.
     """
-    with db.write() as session:
-        query = update(Message).where(Message.status == GENERATING).values(status=INCOMPLETE)
+    now = time.time() if now is None else now
+    with db.read() as session:  # most sweeps find nothing: no write lock for them
+        query = select(Message.id, Message.writer, Message.saved_at).where(
+            Message.status == GENERATING
+        )
+        gone = [
+            row.id
+            for row in session.execute(query)
+            if is_gone(row.writer, row.saved_at, now, WRITER_TIMEOUT_S)
+        ]
+    if not gone:
+        return 0
+    with db.write() as session:  # still "generating": it did not end meanwhile
+        query = (
+            update(Message)
+            .where(Message.id.in_(gone), Message.status == GENERATING)
+            .values(status=INCOMPLETE, writer=None, saved_at=None)
+        )
         recovered = session.execute(query).rowcount
     if recovered:
         log.warning("%d answer(s) cut short by a server stop are kept as incomplete", recovered)

@@ -59,6 +59,7 @@ class Message(Base):
     # last answer; a client holding its old id must not hit the new one).
     __table_args__ = (
         Index("ix_messages_conversation", "conversation_id", "id"),
+        Index("ix_messages_status", "status"),
         {"sqlite_autoincrement": True},
     )
 
@@ -76,6 +77,11 @@ class Message(Base):
     # A user message's pictures: ids of the stored files (purpose "vision"), oldest first.
     images: Mapped[list | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[float] = mapped_column(Float, default=time.time)
+    # While an answer is "generating": the server process writing it ("host:pid:start time")
+    # and when it last saved its text, so a dead server's answers can be told from a live
+    # one's when several servers share the database (conversations.recover_interrupted).
+    writer: Mapped[str | None] = mapped_column(String(255))
+    saved_at: Mapped[float | None] = mapped_column(Float)
 
     conversation: Mapped[Conversation] = relationship(back_populates="messages")
 

@@ -19,6 +19,7 @@ from omnicoach.jobs import recovery, store
 from omnicoach.jobs.context import JobCancelled, JobContext
 from omnicoach.jobs.kinds import KINDS, JobKind
 from omnicoach.models import ModelRegistry
+from omnicoach.process_owner import this_process
 
 logger = logging.getLogger("omnicoach.jobs")
 
@@ -26,7 +27,7 @@ logger = logging.getLogger("omnicoach.jobs")
 class JobRunner:
     def __init__(self, settings: Settings, db: Database, kinds: dict[str, JobKind] = KINDS):
         self.settings, self.db, self.kinds = settings, db, kinds
-        self.worker = recovery.this_worker()  # recorded on every job this process starts
+        self.worker = this_process()  # recorded on every job this process starts
 
     @cached_property
     def registry(self) -> ModelRegistry:

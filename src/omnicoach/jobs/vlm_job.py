@@ -26,6 +26,9 @@ class VLMParams(BaseModel):
     stage2_limit: int | None = Field(default=4000, ge=8, description="Instruction ones.")
     batch_size: int = Field(default=16, ge=1, le=64, description="Stage 2 (stage 1: 64).")
     max_steps: int | None = Field(default=None, ge=1, description="Per stage.")
+    checkpoint_every: int = Field(
+        default=50, ge=1, description="Steps between checkpoints (a stopped job resumes there)."
+    )
 
 
 def run(ctx: JobContext, params: VLMParams) -> dict:
@@ -51,6 +54,7 @@ def run(ctx: JobContext, params: VLMParams) -> dict:
             epochs=40 if stage == 1 else 1,
             limit=limit,
             max_steps=params.max_steps,
+            checkpoint_every=params.checkpoint_every,
             model_cache=ctx.settings.model_cache_dir,
         )
 

@@ -13,6 +13,7 @@ first use (jobs need local weights), and so does the vision model's.
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,6 +39,8 @@ class ModelSpec:
     adapter: Callable[[], Path] | None = None
 
 
+# An unreachable remote LLM (settings.llm_url) is asked again after this many seconds at most.
+REMOTE_RETRY_SECONDS = 30.0
 BASE_CHAT_MODEL = "smollm2-135m-instruct"
 TUNED_CHAT_MODEL = "smollm2-135m-yoga"  # the base with artifacts/sft-lora: the default
 
@@ -109,6 +112,7 @@ class ModelRegistry:
         self._picture_answers = None
         self._image_generator = None
         self._remote = None  # the RemoteChatLLM, once made (settings.llm_url)
+        self._remote_failed: tuple[float, Exception] | None = None  # (when, why) it last failed
 
     def specs(self, role: str | None = None) -> list[ModelSpec]:
         specs = list(self._specs.values())
@@ -157,25 +161,35 @@ class ModelRegistry:
     def remote_chat(self):
         """The chat model of the server chat is delegated to (settings.llm_url), or None.
         Made once; with no llm_model set, asking the remote for its model name, so an
-        unreachable remote is a RemoteLLMError (503) until it answers."""
+        unreachable remote is a RemoteLLMError (503) until it answers. It is asked again at
+        most every REMOTE_RETRY_SECONDS: meanwhile the last error is raised at once, so listing
+        models or chatting does not wait a connect timeout each time while the remote is down."""
         if not self.settings.llm_url:
             return None
         with self._lock:
             if self._remote is None:
                 from omnicoach.models.llm_loader import load_tokenizer
-                from omnicoach.models.remote_llm import RemoteChatLLM
+                from omnicoach.models.remote_llm import RemoteChatLLM, RemoteLLMError
 
+                if self._remote_failed is not None:
+                    when, error = self._remote_failed
+                    if time.monotonic() - when < REMOTE_RETRY_SECONDS:
+                        raise error
                 # Prompt budgets are counted with the local chat model's tokenizer (exact when
                 # the remote runs the same model, else an approximation: remote_llm.py).
                 spec = self._specs.get(self.settings.chat_model) or self._specs[BASE_CHAT_MODEL]
-                self._remote = RemoteChatLLM(
-                    self.settings.llm_url,
-                    load_tokenizer(spec.locate(), self.settings.model_cache_dir),
-                    model_name=self.settings.llm_model,
-                    api_key=self.settings.llm_api_key,
-                    context_length=self.settings.context_length,
-                    default_system_prompt=self.settings.system_prompt,
-                )
+                try:
+                    self._remote = RemoteChatLLM(
+                        self.settings.llm_url,
+                        load_tokenizer(spec.locate(), self.settings.model_cache_dir),
+                        model_name=self.settings.llm_model,
+                        api_key=self.settings.llm_api_key,
+                        context_length=self.settings.context_length,
+                        default_system_prompt=self.settings.system_prompt,
+                    )
+                except RemoteLLMError as exc:
+                    self._remote_failed = (time.monotonic(), exc)
+                    raise
             return self._remote
 
     def _remote_spec(self) -> ModelSpec | None:

@@ -1,5 +1,7 @@
 """The FastAPI application: models loaded once at start, routes, OpenAI-shaped errors."""
 
+import asyncio
+import logging
 from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
@@ -13,6 +15,7 @@ from omnicoach.files import FileStore
 from omnicoach.jobs.queue import JobQueue
 from omnicoach.links import LinkReader
 from omnicoach.models import ModelRegistry
+from omnicoach.models.remote_llm import RemoteLLMError
 from omnicoach.server import (
     routes_audio,
     routes_classify,
@@ -26,10 +29,12 @@ from omnicoach.server import (
 from omnicoach.server.auth import current_user
 from omnicoach.server.body_limit import BodySizeLimit
 from omnicoach.server.errors import ERROR_RESPONSES, install_error_handlers
-from omnicoach.server.generation_runner import GenerationRunner
+from omnicoach.server.generation_runner import Admission, GenerationRunner
 from omnicoach.server.rate_limit import RateLimiter
 from omnicoach.threads import apply_threads
 from omnicoach.users import register_keys
+
+log = logging.getLogger(__name__)
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -38,15 +43,20 @@ def create_app(settings: Settings) -> FastAPI:
         apply_threads(settings.threads)
         db = Database(settings.database)
         await run_in_threadpool(db.migrate)
-        # Answers left "generating" by a server that died mid-stream: keep them, "incomplete".
+        # Answers left "generating" by a server that died mid-stream: keep them, "incomplete";
+        # now, and every minute for servers that die while this one runs (a shared database).
         await run_in_threadpool(conversations.recover_interrupted, db)
+        sweep = asyncio.create_task(_recover_answers_every_minute(db))
         await run_in_threadpool(register_keys, db, settings.env_api_keys)
         app.state.db = db
         app.state.files = FileStore(settings)
         app.state.job_queue = JobQueue(settings)
         registry = ModelRegistry(settings)
         # Load the defaults before taking traffic, so the first request is not the slow one.
-        await run_in_threadpool(registry.chat)
+        try:
+            await run_in_threadpool(registry.chat)
+        except RemoteLLMError as exc:  # chat is 503 until the remote answers; the rest works
+            log.warning("chat is unavailable until the remote LLM answers: %s", exc)
         await run_in_threadpool(registry.embedder)
         await run_in_threadpool(registry.speech_to_text)
         await run_in_threadpool(registry.text_to_speech)
@@ -61,7 +71,14 @@ def create_app(settings: Settings) -> FastAPI:
             settings.max_waiting_generations,
             settings.retry_after_seconds,
         )
+        app.state.transcriptions = Admission(
+            "transcriptions",
+            settings.max_concurrent_transcriptions,
+            settings.max_waiting_transcriptions,
+            settings.retry_after_seconds,
+        )
         yield
+        sweep.cancel()
         app.state.runner.shutdown()
         db.close()
 
@@ -104,17 +121,33 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.get("/health", tags=["service"])
     def health() -> dict:
-        """Liveness; generations running and waiting; the default chat model's batch engine
-        (KV slots, decode steps, prompt tokens computed and reused from the prefix cache)."""
-        llm = app.state.registry.chat()
+        """Liveness; generations and transcriptions running and waiting; the default chat
+        model's batch engine (KV slots, decode steps, prompt tokens computed and reused from the
+        prefix cache); chat_error while a remote LLM (llm_url) cannot be reached."""
+        try:
+            llm, chat_error = app.state.registry.chat(), None
+        except RemoteLLMError as exc:  # the server is alive; its chat is not, and says why
+            llm, chat_error = None, str(exc)
+        engine = getattr(llm, "engine", None)
         return {
             "status": "ok",
             "version": __version__,
             "generations": app.state.runner.stats(),
-            "engine": llm.engine.stats() if llm.engine is not None else None,
+            "transcriptions": app.state.transcriptions.stats(),
+            "engine": engine.stats() if engine is not None else None,
+            **({"chat_error": chat_error} if chat_error else {}),
         }
 
     return app
+
+
+async def _recover_answers_every_minute(db: Database) -> None:
+    while True:
+        await asyncio.sleep(conversations.RECOVERY_SWEEP_S)
+        try:
+            await run_in_threadpool(conversations.recover_interrupted, db)
+        except Exception:  # the database is busy or away: the next sweep tries again
+            log.warning("could not look for answers whose server died", exc_info=True)
 
 
 def _openapi_3_1(make_schema):

@@ -36,8 +36,9 @@ async def transcribe_audio_parts(body: ChatCompletionRequest, request: Request) 
             max_seconds = request.app.state.settings.max_audio_seconds
             try:
                 recognizer = await run_in_threadpool(registry.speech_to_text)
-                samples = await run_in_threadpool(decode_audio, data, max_seconds)
-                transcript = await run_in_threadpool(recognizer.transcribe, samples)
+                async with request.app.state.transcriptions.slot():  # 503 when too many wait
+                    samples = await run_in_threadpool(decode_audio, data, max_seconds)
+                    transcript = await run_in_threadpool(recognizer.transcribe, samples)
             except OmnicoachError as exc:
                 raise from_domain_error(exc, param=where) from exc
             message.content[j] = ContentPart(type="text", text=transcript.text)

@@ -38,10 +38,10 @@ class APIError(Exception):
 
 
 class ServerBusy(APIError):
-    def __init__(self, retry_after: int):
+    def __init__(self, retry_after: int, what: str = "generations"):
         super().__init__(
             503,
-            "the server is busy: too many generations are running or waiting; retry shortly",
+            f"the server is busy: too many {what} are running or waiting; retry shortly",
             type="server_busy",
             code="server_busy",
             headers={"Retry-After": str(retry_after)},

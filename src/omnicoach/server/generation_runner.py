@@ -4,12 +4,14 @@ Each admitted generation runs on its own worker thread and hands its text deltas
 loop through a queue, so many clients' streams interleave while the loop stays free. At most
 ``max_concurrent`` run at once; up to ``max_waiting`` more wait for a slot; anything beyond
 is refused at once (the route answers 503 with Retry-After) rather than queued without bound.
+The same bounded line (Admission) keeps transcriptions from queueing without bound.
 When the client goes away, the generation is cancelled and stops within one token.
 """
 
 import asyncio
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
 
 from omnicoach.models.llm import Generation
 from omnicoach.server.errors import ServerBusy
@@ -17,19 +19,26 @@ from omnicoach.server.errors import ServerBusy
 _DONE = object()
 
 
-class GenerationRunner:
-    def __init__(self, max_concurrent: int, max_waiting: int, retry_after: int):
-        self.max_waiting = max_waiting
-        self.retry_after = retry_after
+class Admission:
+    """At most MAX_CONCURRENT pieces of WHAT ("generations", "transcriptions") at once, up to
+    MAX_WAITING more in line; past that, ServerBusy (503 with Retry-After) at once."""
+
+    def __init__(self, what: str, max_concurrent: int, max_waiting: int, retry_after: int):
+        self.what, self.max_waiting, self.retry_after = what, max_waiting, retry_after
         self._slots = asyncio.Semaphore(max_concurrent)
         self._running = 0
         self._waiting = 0
-        self._executor = ThreadPoolExecutor(max_concurrent, thread_name_prefix="generation")
+
+    def refuse_if_full(self) -> None:
+        """ServerBusy now if admit() would refuse now: a request checks this before its own
+        costly preparation (transcribing, routing, retrieval), so a refusal is cheap. A place
+        is not kept: admit() may still refuse if the line fills meanwhile."""
+        if self._slots.locked() and self._waiting >= self.max_waiting:
+            raise ServerBusy(self.retry_after, self.what)
 
     async def admit(self) -> None:
         """Take a slot, waiting in line if allowed; raise ServerBusy when the line is full."""
-        if self._slots.locked() and self._waiting >= self.max_waiting:
-            raise ServerBusy(self.retry_after)
+        self.refuse_if_full()
         self._waiting += 1
         try:
             await self._slots.acquire()
@@ -37,12 +46,26 @@ class GenerationRunner:
             self._waiting -= 1
         self._running += 1
 
-    def stats(self) -> dict:
-        return {"running": self._running, "waiting": self._waiting}
-
     def release(self) -> None:
         self._running -= 1
         self._slots.release()
+
+    @asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        await self.admit()
+        try:
+            yield
+        finally:
+            self.release()
+
+    def stats(self) -> dict:
+        return {"running": self._running, "waiting": self._waiting}
+
+
+class GenerationRunner(Admission):
+    def __init__(self, max_concurrent: int, max_waiting: int, retry_after: int):
+        super().__init__("generations", max_concurrent, max_waiting, retry_after)
+        self._executor = ThreadPoolExecutor(max_concurrent, thread_name_prefix="generation")
 
     def start(self, generation: Generation) -> AsyncIterator[str]:
         """Start an admitted generation now; returns its text deltas as they come.

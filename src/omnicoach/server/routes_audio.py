@@ -75,10 +75,11 @@ async def transcriptions(
     data = await file.read()
     max_seconds = request.app.state.settings.max_audio_seconds
     try:
-        samples = await run_in_threadpool(decode_audio, data, max_seconds)
-        transcript = await run_in_threadpool(
-            recognizer.transcribe, samples, language, prompt, temperature, words
-        )
+        async with request.app.state.transcriptions.slot():  # 503 when too many wait
+            samples = await run_in_threadpool(decode_audio, data, max_seconds)
+            transcript = await run_in_threadpool(
+                recognizer.transcribe, samples, language, prompt, temperature, words
+            )
     except OmnicoachError as exc:
         raise from_domain_error(exc, param="file") from exc
     return _transcription_response(transcript, response_format, words)

@@ -53,6 +53,12 @@ def job_object(job: Job) -> dict:
         "created_at": int(job.created_at),
         "started_at": _seconds(job.started_at),
         "finished_at": _seconds(job.finished_at),
+        # Which worker runs it ("host:pid:start time"; None while queued), how many times a
+        # worker has started it (a job whose worker died is run again, at most 3 times) and when
+        # that worker last said it is alive.
+        "worker": job.worker,
+        "attempts": job.attempts or 0,
+        "heartbeat_at": _seconds(job.heartbeat_at),
     }
 
 

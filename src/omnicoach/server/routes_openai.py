@@ -62,6 +62,9 @@ def _model_card(registry, spec) -> dict:
 )
 async def chat_completions(body: ChatCompletionRequest, request: Request, user: CurrentUser):
     _refuse_unsupported(body)
+    # A server that would refuse the generation refuses now, before transcribing, routing and
+    # retrieval spend time on an answer that will not be made.
+    request.app.state.runner.refuse_if_full()
     # Spoken questions become their transcripts: the engine and the stored conversation see text.
     warnings = await transcribe_audio_parts(body, request)
     pictures = await take_pictures(body, request, user)  # decoded: a bad image is a 400 here
