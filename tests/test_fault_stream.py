@@ -231,6 +231,11 @@ def test_a_server_killed_mid_stream_keeps_the_question_and_the_partial_answer(tm
                         break
                     assert time.monotonic() < deadline, "nothing of the answer was saved"
                 assert live[1]["status"] == "generating"
+                # A second server starting on the same database leaves the live answer alone:
+                # its server is alive.
+                with ServerProcess(tmp_path / "second.log", data_dir=tmp_path) as second:
+                    url = f"{second.url}/conversations/{cid}/messages"
+                    assert httpx.get(url).json()["data"][1]["status"] == "generating"
                 for _ in range(5):
                     received += next(deltas)
 
