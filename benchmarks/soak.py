@@ -111,6 +111,8 @@ class OpStats:
     busy: int = 0  # 503 + Retry-After answers (retried)
     cancelled: int = 0  # still running at the hard stop
     ttfts: list[float] = field(default_factory=list)  # streamed chat: first content delta
+    # Transport failures as they came: the exception, its cause, where and when (at most 20).
+    failures: list[dict] = field(default_factory=list)
 
 
 @dataclass
@@ -174,6 +176,17 @@ async def attempt(run: Run, op: str, call) -> object:
         except httpx.HTTPError as exc:
             run.requests += 1
             stats.errors[type(exc).__name__] += 1
+            if len(stats.failures) < 20:
+                cause = exc.__cause__ or exc.__context__
+                stats.failures.append(
+                    {
+                        "at_s": round(time.monotonic() - run.started, 2),
+                        "after_s": round(time.perf_counter() - start, 2),
+                        "error": f"{type(exc).__name__}: {exc}",
+                        "cause": repr(cause) if cause is not None else None,
+                        "where": " ".join(getattr(exc, "__notes__", [])) or "before the response",
+                    }
+                )
             return None
         except (ValueError, KeyError, TypeError, IndexError) as exc:  # a body not as documented
             stats.errors[f"bad_body ({type(exc).__name__})"] += 1
@@ -253,18 +266,23 @@ async def chat(run: Run, client: Client, stream: bool) -> None:
                 await r.aread()
                 check(run, op, r)
             run.requests += 1
-            async for line in r.aiter_lines():
-                if not line.startswith("data: "):
-                    continue
-                if line == "data: [DONE]":
-                    done = True
-                    break
-                chunk = json.loads(line[6:])
-                if "error" in chunk:
-                    fail(run, op, "stream_error")
-                if chunk["choices"] and (delta := chunk["choices"][0]["delta"].get("content")):
-                    first = first or time.perf_counter()
-                    parts.append(delta)
+            try:
+                async for line in r.aiter_lines():
+                    if not line.startswith("data: "):
+                        continue
+                    if line == "data: [DONE]":
+                        done = True
+                        break
+                    chunk = json.loads(line[6:])
+                    if "error" in chunk:
+                        fail(run, op, "stream_error")
+                    delta = chunk["choices"][0]["delta"].get("content") if chunk["choices"] else ""
+                    if delta:
+                        first = first or time.perf_counter()
+                        parts.append(delta)
+            except httpx.HTTPError as exc:  # say where the stream broke (the report shows it)
+                exc.add_note(f"mid-stream, after {len(parts)} content deltas")
+                raise
         if not done:
             fail(run, op, "stream_cut")
         if first is not None:
@@ -680,6 +698,8 @@ def op_rows(run: Run) -> list[dict]:
             "errors_by_status": dict(s.errors),
             "cancelled": s.cancelled,
         }
+        if s.failures:
+            row["failures"] = s.failures
         if s.ttfts:
             row["ttft_p50_s"] = round(statistics.median(s.ttfts), 3)
             row["ttft_p95_s"] = round(percentile(s.ttfts, 0.95), 3)
@@ -713,6 +733,9 @@ def print_report(result: dict) -> None:
         f"lost: {len(result['lost'])} "
         f"(checked through the API{' and in the SQLite file' if result['db_checked'] else ''})"
     )
+    for r in result["operations"]:
+        for failure in r.get("failures", []):
+            print(f"  {r['operation']} failed: {json.dumps(failure)}")
     for item in result["lost"][:20]:
         print(f"  lost: {json.dumps(item)[:200]}")
     log = result.get("log")
