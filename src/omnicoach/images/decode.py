@@ -98,11 +98,16 @@ def load_image(
     return _to_rgb(upright, param)
 
 
-def encode_png_data_url(image: Image.Image) -> str:
-    """IMAGE as a ``data:image/png;base64,...`` URL (what a chat image_url part carries)."""
+def encode_png(image: Image.Image) -> bytes:
+    """IMAGE as a PNG file's bytes (how pictures and drawings are stored)."""
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+    return buffer.getvalue()
+
+
+def encode_png_data_url(image: Image.Image) -> str:
+    """IMAGE as a ``data:image/png;base64,...`` URL (what a chat image_url part carries)."""
+    return "data:image/png;base64," + base64.b64encode(encode_png(image)).decode("ascii")
 
 
 def _check_pixels(size: tuple[int, int], max_pixels: int, param: str | None) -> None:

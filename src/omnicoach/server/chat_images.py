@@ -22,7 +22,7 @@ from PIL import Image
 from starlette.concurrency import run_in_threadpool
 
 from omnicoach.errors import NotFoundError
-from omnicoach.images.decode import load_image
+from omnicoach.images.decode import encode_png, load_image
 from omnicoach.images.parts import image_from_part
 from omnicoach.knowledge.grounding import source_list
 from omnicoach.models.vision_language import IMAGE_MARKER
@@ -64,11 +64,9 @@ def store_pictures(request, user: str, pictures: list[Image.Image]) -> list[str]
     """Save PICTURES as PNG files for USER; their file ids."""
     ids = []
     for picture in pictures:
-        data = io.BytesIO()
-        picture.save(data, format="PNG")
-        data.seek(0)
+        png = io.BytesIO(encode_png(picture))
         stored = request.app.state.files.save(
-            request.app.state.db, user, data, "chat-image.png", "vision"
+            request.app.state.db, user, png, "chat-image.png", "vision"
         )
         ids.append(stored.id)
     return ids

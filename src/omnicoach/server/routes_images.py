@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from omnicoach.errors import OmnicoachError
+from omnicoach.images.decode import encode_png
 from omnicoach.images.zip_dataset import ZipDatasetError, read_training_zip
 from omnicoach.models.image_generator import DEFAULT_GUIDANCE
 from omnicoach.server.auth import CurrentUser
@@ -83,9 +84,7 @@ async def draw(request: Request, user: str, **settings) -> dict:
     seconds = time.time() - started
     stored = []
     for image in images:
-        data = io.BytesIO()
-        image.save(data, format="PNG")
-        png = data.getvalue()
+        png = encode_png(image)
         file = await run_in_threadpool(
             state.files.save, state.db, user, io.BytesIO(png), "drawing.png", PURPOSE
         )
