@@ -6,6 +6,7 @@ import pytest
 from omnicoach.data.exercise_images import TEST_SEEDS, render_exercise
 from omnicoach.knowledge.base import load_entries
 from omnicoach.knowledge.picture_answers import MIN_ASPECT_SCORE
+from omnicoach.models.sampling import SamplingParams
 from omnicoach.models.vision_language import IMAGE_MARKER
 
 ENTRIES = {entry["id"]: entry for entry in load_entries()}
@@ -81,3 +82,21 @@ def test_a_follow_up_uses_the_named_picture_without_asking_the_model_again(answe
     primary = ENTRIES["tree-pose"]["primary_muscles"]
     assert follow_up.text.startswith(f"Tree Pose mainly works the {primary[0]}")
     assert follow_up.exercise_id == "tree-pose"
+
+
+def test_a_picture_the_knowledge_base_cannot_answer_about_is_encoded_once(answers, monkeypatch):
+    """Naming the exercise, then the vision model's own answer (the fallback): one encoding."""
+    vision = answers.vision
+    picture = render_exercise("boat-pose", TEST_SEEDS[5])
+    encoded = []
+    encode = vision.encoder.encode
+    monkeypatch.setattr(
+        vision.encoder, "encode", lambda images: encoded.append(1) or encode(images)
+    )
+    question = about_picture("Can I do this on a boat?")  # no aspect the knowledge base has
+    assert answers.answer(question, picture) is None
+    answer = "".join(vision.stream(question, picture, SamplingParams(max_tokens=8, temperature=0)))
+    assert answer.strip() and len(encoded) == 1
+    # Other pixels are another picture.
+    vision.image_input(render_exercise("boat-pose", TEST_SEEDS[6]))
+    assert len(encoded) == 2

@@ -6,6 +6,8 @@ its own fast engine: text-only questions keep being answered by the chat model u
 """
 
 import hashlib
+import threading
+from collections import OrderedDict
 from pathlib import Path
 
 import torch
@@ -18,11 +20,17 @@ from omnicoach.models.llm import ChatLLM, Generation, ImageInput
 from omnicoach.models.sampling import SamplingParams
 from omnicoach.models.vision_language import IMAGE_MARKER, Projector, read_projector
 
+# Pictures whose encoded input is kept, newest last: naming the exercise in a picture and then
+# answering about it (knowledge/picture_answers.py's fallback) encodes it once.
+RECENT_PICTURES = 8
+
 
 class VisionChat:
     def __init__(self, encoder: ImageEncoder, projector: Projector, llm: ChatLLM):
         self.encoder, self.projector, self.llm = encoder, projector.eval(), llm
         self.name = llm.name
+        self._recent: OrderedDict[str, ImageInput] = OrderedDict()  # digest → input
+        self._recent_lock = threading.Lock()
 
     @property
     def image_tokens(self) -> int:
@@ -31,8 +39,20 @@ class VisionChat:
 
     @torch.inference_mode()
     def image_input(self, image: Image.Image) -> ImageInput:
+        """IMAGE encoded and projected into the LLM's embedding space (the last
+        RECENT_PICTURES pictures' are kept, by content)."""
+        digest = image_digest(image)
+        with self._recent_lock:
+            if (recent := self._recent.get(digest)) is not None:
+                self._recent.move_to_end(digest)
+                return recent
         features = self.encoder.encode([image])[0]  # [tokens, feature_dim]
-        return ImageInput(self.projector(features), image_digest(image))
+        made = ImageInput(self.projector(features), digest)
+        with self._recent_lock:
+            self._recent[digest] = made
+            if len(self._recent) > RECENT_PICTURES:
+                self._recent.popitem(last=False)
+        return made
 
     def stream(
         self, messages: list[dict], image: Image.Image, params: SamplingParams | None = None
