@@ -1,5 +1,6 @@
 """The OpenAI-compatible API on a real uvicorn process, driven by the official `openai` client."""
 
+import http.client
 import json
 import threading
 import time
@@ -43,6 +44,25 @@ def wait_until_idle(server, timeout=60):
             return True
         time.sleep(0.2)
     return False
+
+
+def test_an_idle_connection_is_kept_open_longer_than_clients_keep_theirs(server):
+    """httpx (and the openai client) drop an idle connection after 5 s; the server must keep
+    it longer, or a request sent as the server closes it is reset (httpx.ReadError)."""
+    host, port = server.url.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=30)
+    try:
+        connection.request("GET", "/health")
+        first = connection.getresponse()
+        assert first.status == 200 and first.read()
+        socket_before = connection.sock
+        time.sleep(6)  # past uvicorn's default keep-alive (5 s) and httpx's expiry
+        connection.request("GET", "/health")  # a closed connection: RemoteDisconnected here
+        again = connection.getresponse()
+        assert again.status == 200 and again.read()
+        assert connection.sock is socket_before  # the same connection, still open
+    finally:
+        connection.close()
 
 
 def test_models_lists_the_registered_models(client):

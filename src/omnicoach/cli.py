@@ -156,7 +156,13 @@ def serve(
     settings = load_settings(**overrides)
     err.print(f"omnicoach: [bold]http://{settings.host}:{settings.port}[/] (API docs at /docs)")
     with _child_worker(settings) if worker else contextlib.nullcontext():
-        uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+        uvicorn.run(
+            create_app(settings),
+            host=settings.host,
+            port=settings.port,
+            log_level="info",
+            timeout_keep_alive=settings.keep_alive_seconds,
+        )
 
 
 @contextlib.contextmanager

@@ -114,6 +114,11 @@ class Settings(BaseSettings):
     max_concurrent_transcriptions: int = Field(default=2, ge=1)
     max_waiting_transcriptions: int = Field(default=16, ge=0)
     retry_after_seconds: int = Field(default=5, ge=1)
+    # How long an idle keep-alive connection stays open. Longer than clients keep idle
+    # connections (httpx, and so the openai client: 5 s) and than retry_after_seconds, so the
+    # client always closes first: with uvicorn's 5 s, a client reusing a connection just as the
+    # server closed it got a reset (httpx.ReadError) on a request the server never saw.
+    keep_alive_seconds: int = Field(default=65, ge=1)
     max_request_bytes: int = Field(default=25 * 1024 * 1024, ge=1024)
 
     # Storage. "" means SQLite under data_dir; any SQLAlchemy URL otherwise
