@@ -794,6 +794,9 @@ def run_report(
     shared = Context(out, quick, log, registry_factory)
     results: list[SectionResult] = []
     started_at = datetime.now(UTC)
+    from omnicoach.artifacts import code_commit
+
+    code_at_start = code_commit() or "outside git"
     for number, name in enumerate(names, 1):
         section = SECTIONS[name]
         log(f"[{number}/{len(names)}] {section.title}")
@@ -818,7 +821,10 @@ def run_report(
         results.append(result)
         done = "done" if result.status == "ok" else f"FAILED: {result.error}"
         log(f"[{number}/{len(names)}] {name}: {done} ({result.seconds:.1f} s)")
-        write_markdown(results, names, out, quick=quick, command=command, started=started_at)
+        write_markdown(
+            results, names, out, quick=quick, command=command, started=started_at,
+            code_at_start=code_at_start,
+        )  # fmt: skip
     return results
 
 
@@ -830,8 +836,18 @@ def write_markdown(
     quick: bool,
     command: str,
     started: datetime,
+    code_at_start: str,
 ) -> Path:
     from omnicoach.artifacts import code_commit
+
+    # The code that ran: its commit at the start, and at the end too when it changed meanwhile
+    # (a long run may go on while the checkout moves on).
+    code_now = code_commit() or "outside git"
+    code = (
+        code_at_start
+        if code_now == code_at_start
+        else f"{code_at_start} at the start, {code_now} when this was written"
+    )
 
     total = sum(r.seconds for r in results)
     pending = [n for n in names if n not in {r.name for r in results}]
@@ -845,7 +861,7 @@ def write_markdown(
         ]
     lines += [
         f"Written by `{command}`, started {started:%Y-%m-%d %H:%M} UTC, code "
-        f"{code_commit() or 'outside git'}, {os.cpu_count()} CPU cores; "
+        f"{code}, {os.cpu_count()} CPU cores; "
         f"{total / 60:.1f} min for the sections below."
         + (f" Still to run: {', '.join(pending)}." if pending else ""),
         "",
