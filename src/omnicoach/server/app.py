@@ -14,6 +14,7 @@ from omnicoach.db import Database
 from omnicoach.files import FileStore
 from omnicoach.jobs.queue import JobQueue
 from omnicoach.links import LinkReader
+from omnicoach.memory import release_free_memory
 from omnicoach.models import ModelRegistry
 from omnicoach.models.remote_llm import RemoteLLMError
 from omnicoach.server import (
@@ -35,6 +36,7 @@ from omnicoach.threads import apply_threads
 from omnicoach.users import register_keys
 
 log = logging.getLogger(__name__)
+RELEASE_MEMORY_EVERY_S = 5.0
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -46,7 +48,13 @@ def create_app(settings: Settings) -> FastAPI:
         # Answers left "generating" by a server that died mid-stream: keep them, "incomplete";
         # now, and every minute for servers that die while this one runs (a shared database).
         await run_in_threadpool(conversations.recover_interrupted, db)
-        sweep = asyncio.create_task(_recover_answers_every_minute(db))
+        background = [
+            asyncio.create_task(
+                _every(conversations.RECOVERY_SWEEP_S, conversations.recover_interrupted, db)
+            ),
+            # Freed tensors' pages back to the OS, so memory stays bounded (memory.py).
+            asyncio.create_task(_every(RELEASE_MEMORY_EVERY_S, release_free_memory)),
+        ]
         await run_in_threadpool(register_keys, db, settings.env_api_keys)
         app.state.db = db
         app.state.files = FileStore(settings)
@@ -78,7 +86,8 @@ def create_app(settings: Settings) -> FastAPI:
             settings.retry_after_seconds,
         )
         yield
-        sweep.cancel()
+        for task in background:
+            task.cancel()
         app.state.runner.shutdown()
         db.close()
 
@@ -141,13 +150,14 @@ def create_app(settings: Settings) -> FastAPI:
     return app
 
 
-async def _recover_answers_every_minute(db: Database) -> None:
+async def _every(seconds: float, function, *args) -> None:
+    """FUNCTION(*ARGS) on a worker thread every SECONDS while the server runs."""
     while True:
-        await asyncio.sleep(conversations.RECOVERY_SWEEP_S)
+        await asyncio.sleep(seconds)
         try:
-            await run_in_threadpool(conversations.recover_interrupted, db)
-        except Exception:  # the database is busy or away: the next sweep tries again
-            log.warning("could not look for answers whose server died", exc_info=True)
+            await run_in_threadpool(function, *args)
+        except Exception:  # e.g. the database is busy or away: the next round tries again
+            log.warning("%s failed; again in %s s", function.__name__, seconds, exc_info=True)
 
 
 def _openapi_3_1(make_schema):
