@@ -48,13 +48,6 @@ def create_app(settings: Settings) -> FastAPI:
         # Answers left "generating" by a server that died mid-stream: keep them, "incomplete";
         # now, and every minute for servers that die while this one runs (a shared database).
         await run_in_threadpool(conversations.recover_interrupted, db)
-        background = [
-            asyncio.create_task(
-                _every(conversations.RECOVERY_SWEEP_S, conversations.recover_interrupted, db)
-            ),
-            # Freed tensors' pages back to the OS, so memory stays bounded (memory.py).
-            asyncio.create_task(_every(RELEASE_MEMORY_EVERY_S, release_free_memory)),
-        ]
         await run_in_threadpool(register_keys, db, settings.env_api_keys)
         app.state.db = db
         app.state.files = FileStore(settings)
@@ -85,6 +78,13 @@ def create_app(settings: Settings) -> FastAPI:
             settings.max_waiting_transcriptions,
             settings.retry_after_seconds,
         )
+        background = [  # once started: a failed start leaves nothing running
+            asyncio.create_task(
+                _every(conversations.RECOVERY_SWEEP_S, conversations.recover_interrupted, db)
+            ),
+            # Freed tensors' pages back to the OS, so memory stays bounded (memory.py).
+            asyncio.create_task(_every(RELEASE_MEMORY_EVERY_S, release_free_memory)),
+        ]
         yield
         for task in background:
             task.cancel()
