@@ -116,11 +116,8 @@ async def picture_answer(
     generated one does (finish_reason "length" when cut)."""
     registry, runner = request.app.state.registry, request.app.state.runner
     answers = await run_in_threadpool(registry.picture_answers)
-    await runner.admit()
-    try:
+    async with runner.slot():
         answer = await run_in_threadpool(answers.answer, messages, picture)
-    finally:
-        runner.release()
     if answer is None:
         return None
     tokenizer = answers.vision.llm.tokenizer

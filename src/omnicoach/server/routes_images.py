@@ -73,14 +73,12 @@ async def draw(request: Request, user: str, **settings) -> dict:
         raise from_domain_error(exc) from exc
     if settings.get("steps") is None:
         settings["steps"] = state.settings.image_steps
-    await state.runner.admit()
-    started = time.time()
     try:
-        images, seed, lora = await run_in_threadpool(generator.generate, **settings)
+        async with state.runner.slot():
+            started = time.time()  # the drawing's own time, not its wait for a slot
+            images, seed, lora = await run_in_threadpool(generator.generate, **settings)
     except OmnicoachError as exc:
         raise from_domain_error(exc) from exc  # a bad setting's error names it (param)
-    finally:
-        state.runner.release()
     seconds = time.time() - started
     stored = []
     for image in images:
