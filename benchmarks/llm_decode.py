@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+BASE_MODEL = "smollm2-135m-instruct"
 # About 38 tokens once the chat template is applied, as in the reference figures.
 MESSAGES = [
     {"role": "system", "content": "You are a friendly yoga coach. Answer briefly."},
@@ -40,13 +41,15 @@ def peak_rss_mb() -> float:
 
 
 def load_llm(engine: str, threads: int, data_dir: str):
+    """The bundled GGUF's own model, the weights llama.cpp runs (not the fine-tune the server
+    chats with by default, which the fast engine serves as int8)."""
     from omnicoach.config import load_settings
     from omnicoach.models import ModelRegistry
     from omnicoach.threads import apply_threads
 
     settings = load_settings(data_dir=Path(data_dir), threads=threads, engine=engine)
     apply_threads(settings.threads)
-    return ModelRegistry(settings).chat()
+    return ModelRegistry(settings).chat(BASE_MODEL)
 
 
 ENGINE_NAMES = {"fast": "omnicoach fast int4", "transformers": "omnicoach transformers fp32"}
@@ -143,25 +146,55 @@ def conversation_row(engine: str, threads: int, ttfts: list[float], prompt_token
     }
 
 
+# llama.cpp's extra CPU buffer types repack weights for its AMX and AVX kernels. Where the CPU
+# lists AMX but the kernel gives no tile state (this project's VM), its AMX kernel dies with
+# SIGILL on the first multi-token prompt; main() probes that once and then runs llama.cpp
+# without them (its AVX-512 kernels), saying so.
+EXTRA_BUFFERS_ENV = "OMNICOACH_BENCH_LLAMA_EXTRA_BUFFERS"
+
+
 def load_llama_cpp(threads: int):
-    """llama.cpp on the same GGUF, and a logits processor that forbids end of turn (as
+    """llama.cpp on the same GGUF, and a logits processor that forbids the control tokens (as
     ignore_eos does on our side) — or None when llama-cpp-python is not installed."""
     try:
+        import llama_cpp.llama_cpp as bindings
         from llama_cpp import Llama, LogitsProcessorList
     except ImportError:
         return None, None
     from omnicoach.models.bundled import smollm2_gguf
 
+    if os.environ.get(EXTRA_BUFFERS_ENV) == "0":
+        defaults = bindings.llama_model_default_params
+
+        def without_extra_buffers():
+            params = defaults()
+            params.use_extra_bufts = False
+            return params
+
+        bindings.llama_model_default_params = without_extra_buffers
     llm = Llama(
         str(smollm2_gguf()), n_threads=threads, n_threads_batch=threads, n_ctx=2048, verbose=False
     )
-    eos = llm.token_eos()
+    vocab = bindings.llama_model_get_vocab(llm.model)
+    control = [t for t in range(llm.n_vocab()) if bindings.llama_vocab_is_control(vocab, t)]
 
-    def no_eos(_ids, scores):
-        scores[eos] = -float("inf")
+    def no_control(_ids, scores):
+        scores[control] = -float("inf")
         return scores
 
-    return llm, LogitsProcessorList([no_eos])
+    return llm, LogitsProcessorList([no_control])
+
+
+def llama_cpp_extra_buffers_work() -> bool:
+    """Whether llama.cpp survives a prompt with its extra buffer types (in a child process)."""
+    probe = [sys.executable, __file__, "--worker", "llama-probe"]
+    return subprocess.run(probe, capture_output=True).returncode == 0
+
+
+def probe_llama_cpp() -> None:
+    llm, _ = load_llama_cpp(1)
+    if llm is not None:
+        llm("A prompt of several tokens, so that llama.cpp multiplies matrices.", max_tokens=2)
 
 
 def run_llama_cpp_conversation(threads: int) -> dict | None:
@@ -266,6 +299,9 @@ def main() -> None:
             result = run_torch(rest[0], int(rest[1]), args.new_tokens, args.repeats, rest[2])
         elif kind == "conversation":
             result = run_conversation(rest[0], int(rest[1]), rest[2])
+        elif kind == "llama-probe":
+            probe_llama_cpp()
+            result = {}
         elif kind == "llama-conversation":
             result = run_llama_cpp_conversation(int(rest[0]))
         else:
@@ -274,6 +310,10 @@ def main() -> None:
         return
 
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    if not llama_cpp_extra_buffers_work():
+        os.environ[EXTRA_BUFFERS_ENV] = "0"
+        print("llama.cpp: its AMX kernels crash on this machine; measured without its extra")
+        print("buffer types (use_extra_bufts=False), i.e. with its AVX-512 kernels")
     with tempfile.TemporaryDirectory() as fresh:
         first = in_subprocess("start", fresh)["load_s"]  # dequantises the GGUF, writes the cache
         cached = in_subprocess("start", fresh)["load_s"]  # a new process reading that cache

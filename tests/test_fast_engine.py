@@ -49,17 +49,31 @@ def mean_nll(logits: torch.Tensor, ids: list[int]) -> float:
     return F.cross_entropy(logits[:-1], torch.tensor(ids[1:])).item()
 
 
+def decoded_logits(decoder: LlamaDecoder, ids: list[int], prompt_length: int) -> torch.Tensor:
+    """Teacher-forced through the path answers take: IDS[:PROMPT_LENGTH] prefilled, then one
+    decode step per later token; the logits after each position from PROMPT_LENGTH - 1 on."""
+    rows = [decoder.prefill(0, ids[:prompt_length], 0)]
+    for position in range(prompt_length, len(ids)):
+        rows.append(decoder.decode([0], [ids[position]], [position])[0])
+    return torch.stack(rows)
+
+
 def test_int4_perplexity_is_within_two_percent_of_fp32(llm, int4):
+    """Both paths: a whole prompt at once (bfloat16 products) and decode steps (packed int4
+    weights, the output matrix with 8-bit activations)."""
     ids = llm.tokenizer(HELD_OUT, add_special_tokens=False)["input_ids"]
     with torch.inference_mode():
         reference = mean_nll(llm.model(torch.tensor([ids])).logits[0], ids)
-    quantised = mean_nll(int4.prefill(0, ids, 0, every_position=True), ids)
-    ratio = torch.tensor(quantised - reference).exp().item()  # perplexity ratio
-    assert 0.98 <= ratio <= 1.02, f"int4 perplexity is {ratio:.4f}× fp32"
+    prompt = mean_nll(int4.prefill(0, ids, 0, every_position=True), ids)
+    decoded = mean_nll(decoded_logits(int4, ids, 1), ids)
+    for path, nll in (("prompt", prompt), ("decode", decoded)):
+        ratio = torch.tensor(nll - reference).exp().item()  # perplexity ratio
+        assert 0.98 <= ratio <= 1.02, f"int4 perplexity ({path} path) is {ratio:.4f}× fp32"
 
 
 def test_int4_agrees_with_fp32_greedy_tokens(llm, fp32_llm, int4):
-    """Teacher-forced: along fp32's greedy answers, int4 picks the same next token ≥ 95 %."""
+    """Teacher-forced: along fp32's greedy answers, int4 decode steps pick the same next token
+    ≥ 95 % of the time."""
     agree = total = 0
     for prompt in PROMPTS:
         messages = [{"role": "user", "content": prompt}]
@@ -69,9 +83,8 @@ def test_int4_agrees_with_fp32_greedy_tokens(llm, fp32_llm, int4):
         ids = prompt_ids + answer_ids
         with torch.inference_mode():
             reference = llm.model(torch.tensor([ids])).logits[0].argmax(-1)
-        quantised = int4.prefill(0, ids, 0, every_position=True).argmax(-1)
-        scored = slice(len(prompt_ids) - 1, len(ids) - 1)
-        agree += int((reference[scored] == quantised[scored]).sum())
+        quantised = decoded_logits(int4, ids[:-1], len(prompt_ids)).argmax(-1)
+        agree += int((reference[len(prompt_ids) - 1 : -1] == quantised).sum())
         total += len(answer_ids)
     assert agree / total >= 0.95, f"greedy agreement {agree / total:.3f}"
 
@@ -88,24 +101,32 @@ def test_fp32_scheme_matches_transformers(llm):
 def engine_llm(llm):
     """A private engine (2 running, 2 cached slots) over the shared weights."""
     decoder = LlamaDecoder(llm.model, "int4", slots=4, max_len=1024)
-    engine = BatchEngine(decoder, llm.end_token_ids, max_batch=2)
+    engine = BatchEngine(
+        decoder, llm.end_token_ids, max_batch=2, control_token_ids=llm.control_token_ids
+    )
     yield ChatLLM(llm.tokenizer, llm.model, llm.name, 1024, llm.default_system_prompt, engine)
     engine.close()
 
 
-def test_a_batched_step_matches_decoding_each_sequence_alone(llm):
-    """Rows of a batch are masked to their own lengths; up to bfloat16 rounding in attention,
-    each row is what decoding that sequence alone gives."""
-    decoder = LlamaDecoder(llm.model, "int4", slots=2, max_len=512)
-    long = llm.tokenizer(HELD_OUT, add_special_tokens=False)["input_ids"][:60]
-    short = llm.tokenizer(PROMPTS[1], add_special_tokens=False)["input_ids"]
-    decoder.prefill(0, long, 0)
-    decoder.prefill(1, short, 0)
-    alone = [decoder.decode([0], [11], [len(long)])[0], decoder.decode([1], [22], [len(short)])[0]]
-    batched = decoder.decode([0, 1], [11, 22], [len(long), len(short)])
+@pytest.mark.parametrize("batch", [2, 8])
+def test_a_batched_step_matches_decoding_each_sequence_alone(llm, batch):
+    """Rows of a batch are masked to their own lengths; up to rounding, each row is what
+    decoding that sequence alone gives: the same next token, logits within 2.5 (bfloat16
+    arithmetic, and the output matrix's 8-bit activations quantised with the batch's range
+    instead of the row's: measured up to 2.0 apart, 1.1 for both in bfloat16). 8 rows take
+    the bfloat16 products (quantize.py's DENSE_FROM_ROWS), 2 the packed ones."""
+    decoder = LlamaDecoder(llm.model, "int4", slots=batch, max_len=512)
+    texts = [HELD_OUT, *PROMPTS][:batch]
+    prompts = [llm.tokenizer(text, add_special_tokens=False)["input_ids"][:60] for text in texts]
+    for slot, ids in enumerate(prompts):
+        decoder.prefill(slot, ids, 0)
+    slots, tokens = list(range(batch)), [11 * (slot + 1) for slot in range(batch)]
+    lengths = [len(ids) for ids in prompts]
+    alone = [decoder.decode([s], [tokens[s]], [lengths[s]])[0] for s in slots]
+    batched = decoder.decode(slots, tokens, lengths)
     for row, single in zip(batched, alone, strict=True):
         assert row.argmax() == single.argmax()
-        assert (row - single).abs().max() < 1.5
+        assert (row - single).abs().max() < 2.5
 
 
 def test_concurrent_requests_share_decode_steps(engine_llm):
@@ -128,14 +149,16 @@ def test_concurrent_requests_share_decode_steps(engine_llm):
 
 def test_prefix_reuse_matches_a_full_prefill(llm):
     """Reusing cached keys/values for a shared beginning gives the logits of a cold prefill
-    (up to bfloat16 rounding: the products are split differently)."""
+    (up to bfloat16 rounding: the products are split differently, and the output matrix's
+    8-bit activations can turn that into a step of their own: measured 0.59 apart, 0.44 with
+    the output matrix in bfloat16)."""
     decoder = LlamaDecoder(llm.model, "int4", slots=2, max_len=512)
     ids = llm.tokenizer(HELD_OUT, add_special_tokens=False)["input_ids"][:80]
     cold = decoder.prefill(0, ids, 0)
     decoder.prefill(1, ids[:50], 0)
     warm = decoder.prefill(1, ids[50:], 50)
     assert warm.argmax() == cold.argmax()
-    assert (warm - cold).abs().max() < 0.5
+    assert (warm - cold).abs().max() < 0.75
 
 
 def test_a_conversation_reuses_its_prefix_and_an_edit_only_what_is_shared(engine_llm):
@@ -164,6 +187,23 @@ def test_a_conversation_reuses_its_prefix_and_an_edit_only_what_is_shared(engine
     before = engine.stats()["reused_tokens"]
     assert engine_llm.complete(edited, GREEDY).text
     assert engine.stats()["reused_tokens"] - before == shared < len(edited_ids)
+
+
+def test_an_answer_run_past_its_end_is_plain_text_the_next_turn_reuses(engine_llm):
+    """ignore_eos never picks a control token (end of turn, turn markers), so the answer is
+    text that the next turn's prompt holds token for token: all of it comes from the cache."""
+    engine = engine_llm.engine
+    turn1 = [{"role": "user", "content": "Say one word."}]  # it ends at once if let
+    long = SamplingParams(temperature=0.0, max_tokens=64, ignore_eos=True)
+    first = engine_llm.stream(turn1, long)
+    answer = "".join(first)
+    assert first.completion_tokens == 64
+    held = max(engine._slots, key=lambda slot: slot.last_used).tokens
+    assert not set(held) & engine_llm.control_token_ids - set(held[: first.prompt_tokens])
+    turn2 = [*turn1, {"role": "assistant", "content": answer}, {"role": "user", "content": "Why?"}]
+    before = engine.stats()["reused_tokens"]
+    assert "".join(engine_llm.stream(turn2, GREEDY))
+    assert engine.stats()["reused_tokens"] - before == len(held)
 
 
 def _shared(a, b):

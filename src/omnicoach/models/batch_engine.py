@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import torch
 
 from omnicoach.models.llama_decoder import LlamaDecoder
-from omnicoach.models.sampling import SamplingParams, penalised, sample
+from omnicoach.models.sampling import SamplingParams, next_token
 
 log = logging.getLogger(__name__)
 
@@ -87,11 +87,19 @@ class TokenStream:
 
 
 class BatchEngine:
-    def __init__(self, decoder: LlamaDecoder, end_token_ids: set[int], max_batch: int):
+    def __init__(
+        self,
+        decoder: LlamaDecoder,
+        end_token_ids: set[int],
+        max_batch: int,
+        control_token_ids: set[int] | None = None,
+    ):
         if decoder.slots < max_batch:
             raise ValueError("the decoder needs at least one KV slot per batched sequence")
         self.decoder = decoder
         self.end_token_ids = end_token_ids
+        # Never chosen with ignore_eos: the end of turn and the tokenizer's other specials.
+        self.control_token_ids = control_token_ids or end_token_ids
         self.max_batch = max_batch
         self._slots = [_Slot(i) for i in range(decoder.slots)]
         self._incoming: queue.SimpleQueue[TokenStream] = queue.SimpleQueue()
@@ -227,9 +235,8 @@ class BatchEngine:
     def _emit(self, stream: TokenStream, logits: torch.Tensor) -> None:
         """Choose the next token of STREAM and hand it over, or end the stream."""
         params = stream.params
-        logits = penalised(logits, stream.generated, params)
-        token = sample(logits, params.temperature, params.top_p, stream.rng)
-        if token in self.end_token_ids and not params.ignore_eos:
+        token = next_token(logits, stream.generated, params, stream.rng, self.control_token_ids)
+        if token in self.end_token_ids:
             self._finish(stream, _Done("stop"))
             return
         stream.generated.append(token)

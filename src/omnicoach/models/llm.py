@@ -22,7 +22,7 @@ from transformers import DynamicCache
 
 from omnicoach.errors import ContextLengthError, InvalidRequestError, ModelFileError
 from omnicoach.models.batch_engine import BatchEngine
-from omnicoach.models.sampling import SamplingParams, penalised, sample
+from omnicoach.models.sampling import SamplingParams, next_token
 from omnicoach.models.text_stream import TextStream
 from omnicoach.models.vision_language import tokenize_with_image
 
@@ -118,6 +118,8 @@ class ChatLLM:
                 f"model {name} has no chat template, so it cannot be used for chat"
             )
         self.end_token_ids = _end_token_ids(tokenizer, model)
+        # Tokens that are never text (ruled out with ignore_eos): end of turn, turn markers…
+        self.control_token_ids = self.end_token_ids | set(tokenizer.all_special_ids)
         # The fast path (quantised weights, batching, prefix cache) when the architecture has
         # one; else transformers' own forward, token by token.
         self.engine = engine
@@ -260,9 +262,9 @@ class _TransformersTokens:
                 self.finish_reason = "cancelled"
                 return
             logits = model(**inputs, past_key_values=cache, use_cache=True).logits
-            logits = penalised(logits[0, -1], generated, params)
-            token = sample(logits, params.temperature, params.top_p, rng)
-            if token in self.llm.end_token_ids and not params.ignore_eos:
+            control = self.llm.control_token_ids
+            token = next_token(logits[0, -1], generated, params, rng, control)
+            if token in self.llm.end_token_ids:
                 self.finish_reason = "stop"
                 return
             generated.append(token)

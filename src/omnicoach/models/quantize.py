@@ -14,12 +14,14 @@ activations:
 The packed kernels dequantise as they go, which makes them compute-bound once many rows
 share the weights: a prompt of 181 tokens prefills in 0.36 s through them and in 0.20 s
 through a bfloat16 matrix product (oneDNN, AVX-512 BF16). So a quantised layer also keeps a
-bfloat16 copy for products of ``DENSE_FROM_ROWS`` rows or more (prefill); decode steps, one
-row per sequence, read the small packed weights, which is what bounds their speed.
+bfloat16 copy for products of ``DENSE_FROM_ROWS`` rows or more (prompts, large batches);
+decode steps of one or a few sequences read the small packed weights.
 
 Quantise after any LoRA adapter is merged into the weights: adapters are trained in fp32.
 """
 
+import warnings
+from pathlib import Path
 from typing import Literal
 
 import torch
@@ -28,21 +30,38 @@ import torch.nn.functional as F
 Scheme = Literal["fp32", "int8", "int4"]
 SCHEMES: tuple[str, ...] = ("fp32", "int8", "int4")
 INT4_GROUP = 32
-DENSE_FROM_ROWS = 32  # measured: batched decode (≤ 16 rows) is no faster through bfloat16
+# Measured, one thread, per layer shape: on an Intel Xeon (Emerald Rapids) the packed kernels
+# cost ~linearly in rows (SmolLM2's MLP up-projection: 1 row 0.15 ms, 8 rows 0.45 ms) where
+# bfloat16 costs ~0.3 ms for any count up to 32, so they cross at 4–6 rows; on the AMD EPYC
+# reference they were level up to 16. So the prompt after a cached prefix (~20 tokens per
+# conversation turn) and batches of 6 or more sequences go through bfloat16.
+DENSE_FROM_ROWS = 6
+# The output matrix (vocabulary × hidden: 28 M weights for SmolLM2) is a decode step's largest
+# product. With its input quantised to 8 bits on the fly (one scale per call), FBGEMM's
+# int8 × int8 kernel computes it in 1.5 ms where the bfloat16-activation kernel takes 2.4–4.5
+# (one thread, Intel Xeon with AVX-512 VNNI); bfloat16 takes 8.4 for 1–16 rows. Quality: see
+# the README (the quality guard runs through this path). Larger products (a whole prompt's
+# logits, for scoring) use the bfloat16 copy: one activation scale over many rows is coarse.
+QUANTISED_ACTIVATIONS_BELOW_ROWS = 32
 
 
 class PackedLinear:
     """``y = x @ W.T`` with W stored in one of the SCHEMES (no bias: Llama has none)."""
 
-    def __init__(self, weight: torch.Tensor, scheme: Scheme):
+    def __init__(self, weight: torch.Tensor, scheme: Scheme, quantise_activations: bool = False):
+        """QUANTISE_ACTIVATIONS (int8 only): few-row products quantise their input to 8 bits
+        too, for FBGEMM's integer kernel (the output matrix; QUANTISED_ACTIVATIONS_BELOW_ROWS)."""
         weight = weight.detach().float()
         self.scheme = scheme
         self.out_features, self.in_features = weight.shape
+        self.integer_product = None  # FBGEMM's packed weight, when activations are quantised
         if scheme == "fp32":
             self.weight = weight.contiguous()
             return
         if scheme == "int8":
             self.weight, self.scales, dequantised = _int8_per_channel(weight)
+            if quantise_activations:
+                self.integer_product = _fbgemm_int8(self.weight, self.scales)
         elif scheme == "int4":
             if self.in_features % INT4_GROUP:
                 raise ValueError(f"int4 needs in_features divisible by {INT4_GROUP}")
@@ -58,6 +77,8 @@ class PackedLinear:
             x = x.reshape(-1, self.in_features)
         if self.scheme == "fp32":
             y = F.linear(x, self.weight)
+        elif self.integer_product is not None and x.shape[0] < QUANTISED_ACTIVATIONS_BELOW_ROWS:
+            y = torch.ops.quantized.linear_dynamic(x.float(), self.integer_product, REDUCE_RANGE)
         elif x.shape[0] >= DENSE_FROM_ROWS:
             y = F.linear(x, self.dense)
         elif self.scheme == "int8":
@@ -75,6 +96,31 @@ def _int8_per_channel(weight: torch.Tensor) -> tuple[torch.Tensor, ...]:
     quantised = torch.round(weight / scales[:, None]).clamp(-127, 127).to(torch.int8)
     scales = scales.to(torch.bfloat16)
     return quantised.contiguous(), scales, quantised.float() * scales.float()[:, None]
+
+
+def _fbgemm_int8(codes: torch.Tensor, scales: torch.Tensor):
+    """These int8 weights packed for FBGEMM's products with activations quantised on the fly;
+    None where this PyTorch has no FBGEMM (not x86): the bfloat16-activation kernel serves."""
+    if "fbgemm" not in torch.backends.quantized.supported_engines:
+        return None
+    zeros = torch.zeros(len(scales), dtype=torch.long)
+    with warnings.catch_warnings():  # PyTorch deprecates quantised tensors (its issue 184982)
+        warnings.simplefilter("ignore", UserWarning)
+        weight = torch._make_per_channel_quantized_tensor(codes, scales.double(), zeros, 0)
+    return torch.ops.quantized.linear_prepack(weight, None)
+
+
+def _cpu_has_vnni() -> bool:
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_vnni" in flags or "avx_vnni" in flags
+
+
+# Without VNNI, FBGEMM sums pairs of 8-bit products in 16 bits, which saturate unless the
+# activations keep to 7 bits (PyTorch's reduce_range); VNNI sums in 32 bits.
+REDUCE_RANGE = not _cpu_has_vnni()
 
 
 def _int4_grouped(weight: torch.Tensor) -> tuple[torch.Tensor, ...]:

@@ -354,7 +354,12 @@ class ModelRegistry:
             llm.model, weights, slots=slots, max_len=llm.context_length
         )
         decoder.warm_up()  # slot 0 holds no prefix yet, so this caches nothing wrong
-        return BatchEngine(decoder, llm.end_token_ids, settings.max_concurrent_generations)
+        return BatchEngine(
+            decoder,
+            llm.end_token_ids,
+            settings.max_concurrent_generations,
+            control_token_ids=llm.control_token_ids,
+        )
 
 
 def load_chat_weights(spec: ModelSpec, model_cache: Path):

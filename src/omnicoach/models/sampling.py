@@ -23,7 +23,11 @@ class SamplingParams:
     # 1.1 by default: without it the bundled 135M model loops ("Downward Dog: Downward Dog: ..."),
     # with it the same prompts give numbered steps (measured by hand, README).
     repetition_penalty: float = 1.1
-    ignore_eos: bool = False  # keep going past the end-of-turn token (benchmarks only)
+    # Never choose an end-of-turn (or other control) token, so the answer runs to max_tokens
+    # (benchmarks, tests). As llama.cpp's ignore_eos: the answer stays plain text that the
+    # next turn's prompt holds token for token. Emitting the end token and going on past it
+    # (vLLM's) makes the model write a new turn, whose control tokens the text then drops.
+    ignore_eos: bool = False
 
     def validate(self) -> None:
         if self.max_tokens < 1:
@@ -61,6 +65,22 @@ def penalised(logits: torch.Tensor, generated: list[int], params: SamplingParams
     seen = seen - params.frequency_penalty * counts - params.presence_penalty
     logits[tokens] = seen
     return logits
+
+
+def next_token(
+    logits: torch.Tensor,
+    generated: list[int],
+    params: SamplingParams,
+    rng: torch.Generator,
+    control_token_ids: set[int],
+) -> int:
+    """The token after GENERATED: penalties, then (with ignore_eos) the control tokens ruled
+    out, then sampling."""
+    logits = penalised(logits, generated, params)
+    if params.ignore_eos and control_token_ids:
+        logits = logits.clone()
+        logits[list(control_token_ids)] = float("-inf")
+    return sample(logits, params.temperature, params.top_p, rng)
 
 
 def sample(logits: torch.Tensor, temperature: float, top_p: float, rng: torch.Generator) -> int:
