@@ -9,8 +9,10 @@ prompt in the same run and the ratio is printed. It is an optional benchmark dep
 (no wheel; it compiles for ~20 minutes): `pip install llama-cpp-python`.
 
     .venv/bin/python benchmarks/llm_decode.py [--new-tokens 128] [--repeats 3] [--threads 1 2]
+                                              [--rounds 3]
 
-Each configuration runs in its own process so thread settings and peak RSS do not mix.
+Each configuration runs in its own process so thread settings and peak RSS do not mix. Our
+engine and llama.cpp run alternately, --rounds times each, and their medians are compared.
 """
 
 import argparse
@@ -94,6 +96,7 @@ QUESTIONS = [
     "Give me a short routine for tomorrow.",
 ]
 ANSWER_TOKENS = 130  # ~1,400 tokens of history by turn 10
+FIRST_TURN = [MESSAGES[0], {"role": "user", "content": QUESTIONS[0]}]
 
 
 def run_conversation(engine: str, threads: int, data_dir: str) -> dict:
@@ -101,7 +104,10 @@ def run_conversation(engine: str, threads: int, data_dir: str) -> dict:
     from omnicoach.models.llm import SamplingParams
 
     llm = load_llm(engine, threads, data_dir)
-    llm.complete(MESSAGES, SamplingParams(max_tokens=8, temperature=0.0))  # warm-up
+    # Warm-up on turn 1 itself, then forget its cache: turn 1 is then a cold prompt like any
+    # other, not also the first of its shape (turn 1 measured 0.09–0.26 s without this
+    # warm-up, 0.085–0.096 s with it: first-call setup of the products, it seems).
+    llm.complete(FIRST_TURN, SamplingParams(max_tokens=8, temperature=0.0))
     if llm.engine is not None:
         llm.engine.clear_prefix_cache()
     answer_params = SamplingParams(max_tokens=ANSWER_TOKENS, temperature=0.0, ignore_eos=True)
@@ -120,7 +126,7 @@ def run_conversation(engine: str, threads: int, data_dir: str) -> dict:
 
 def converse(answer) -> list[float]:
     """Ask QUESTIONS in turn through ANSWER(messages) → text deltas; each turn's TTFT."""
-    messages = [{"role": "system", "content": MESSAGES[0]["content"]}]
+    messages = [MESSAGES[0]]
     ttfts = []
     for question in QUESTIONS:
         messages.append({"role": "user", "content": question})
@@ -203,7 +209,7 @@ def run_llama_cpp_conversation(threads: int) -> dict | None:
     llm, no_eos = load_llama_cpp(threads)
     if llm is None:
         return None
-    llm.create_chat_completion(MESSAGES, max_tokens=8, temperature=0.0)  # warm-up
+    llm.create_chat_completion(FIRST_TURN, max_tokens=8, temperature=0.0)  # as on our side
     llm.reset()
 
     def answer(messages):
@@ -259,6 +265,25 @@ def summarise(engine: str, threads: int, runs: list[tuple]) -> dict:
     }
 
 
+def median_row(runs: list[dict], keys=("ttft_s", "prompt_tok_s", "decode_tok_s")) -> dict:
+    """One row for several runs of a configuration: the median of each of KEYS, highest RSS."""
+    row = dict(runs[0])
+    for key in keys:
+        if row.get(key) is not None:
+            row[key] = round(statistics.median(run[key] for run in runs), 3)
+    if "peak_rss_mb" in row:
+        row["peak_rss_mb"] = max(run["peak_rss_mb"] for run in runs)
+    if len(runs) > 1:
+        row["engine"] += f" (median of {len(runs)})"
+    return row
+
+
+def median_conversation(runs: list[dict]) -> dict:
+    row = median_row(runs, ("turn1_ttft_s", "turn10_ttft_s"))
+    row["turn10_vs_turn1"] = round(row["turn10_ttft_s"] / row["turn1_ttft_s"], 2)
+    return row
+
+
 def measure_start_time(data_dir: str) -> dict:
     """Seconds to load the chat model in a new process (libraries already imported)."""
     from omnicoach.config import load_settings
@@ -288,6 +313,9 @@ def main() -> None:
     parser.add_argument("--new-tokens", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="alternating runs of our engine and llama.cpp"
+    )
     parser.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
@@ -321,31 +349,29 @@ def main() -> None:
         f"chat model load: first start {first} s (GGUF dequantised + cached), next start {cached} s"
     )
 
+    # Our engine and llama.cpp alternate, ROUNDS times each, and the medians are compared: this
+    # machine's speed drifts by ±20 % over minutes, which one run of each would read as theirs.
     rows, ratios = [], []
     for threads in args.threads:
-        reference_row, torch_row = (
-            in_subprocess(
-                "torch",
-                engine,
-                str(threads),
-                str(REPO / "var"),
-                "--new-tokens",
-                str(args.new_tokens),
-                "--repeats",
-                str(args.repeats),
-            )
-            for engine in ("transformers", "fast")
-        )
-        rows += [reference_row, torch_row]
-        llama_row = in_subprocess(
-            "llama",
+        common = [
             str(threads),
             "--new-tokens",
             str(args.new_tokens),
             "--repeats",
             str(args.repeats),
+        ]
+        reference_row = in_subprocess(
+            "torch", "transformers", common[0], str(REPO / "var"), *common[1:]
         )
-        if llama_row:
+        ours, theirs = [], []
+        for _ in range(args.rounds):
+            ours.append(in_subprocess("torch", "fast", common[0], str(REPO / "var"), *common[1:]))
+            if llama_row := in_subprocess("llama", *common):
+                theirs.append(llama_row)
+        torch_row = median_row(ours)
+        rows += [reference_row, torch_row]
+        if theirs:
+            llama_row = median_row(theirs)
             # Same template, same prompt: the token count is the one our tokenizer gave.
             llama_row["prompt_tokens"] = torch_row["prompt_tokens"]
             llama_row["prompt_tok_s"] = round(torch_row["prompt_tokens"] / llama_row["ttft_s"], 1)
@@ -354,7 +380,10 @@ def main() -> None:
                 row["decode_vs_llama_cpp"] = round(
                     row["decode_tok_s"] / llama_row["decode_tok_s"], 2
                 )
-            ratios.append((torch_row["decode_vs_llama_cpp"], threads))
+            per_round = [
+                o["decode_tok_s"] / t["decode_tok_s"] for o, t in zip(ours, theirs, strict=True)
+            ]
+            ratios.append((torch_row["decode_vs_llama_cpp"], threads, per_round))
 
     columns = [
         "engine",
@@ -374,12 +403,16 @@ def main() -> None:
 
     conversation = []
     for threads in args.threads:
-        for engine in ("transformers", "fast"):
-            conversation.append(
-                in_subprocess("conversation", engine, str(threads), str(REPO / "var"))
-            )
-        if llama_row := in_subprocess("llama-conversation", str(threads)):
-            conversation.append(llama_row)
+        where = [str(threads), str(REPO / "var")]
+        conversation.append(in_subprocess("conversation", "transformers", *where))
+        ours, theirs = [], []
+        for _ in range(args.rounds):
+            ours.append(in_subprocess("conversation", "fast", *where))
+            if llama_row := in_subprocess("llama-conversation", str(threads)):
+                theirs.append(llama_row)
+        conversation += [median_conversation(ours)] + (
+            [median_conversation(theirs)] if theirs else []
+        )
     columns = list(conversation[0])
     print(f"\nA ten-turn conversation (each answer {ANSWER_TOKENS} tokens):")
     print("| " + " | ".join(columns) + " |")
@@ -389,7 +422,10 @@ def main() -> None:
 
     if not ratios:
         print("(llama-cpp-python is not installed: no llama.cpp reference in this run)")
-    for ratio, threads in ratios:
+    for _, threads, per_round in ratios:
+        rounds = " ".join(f"{r:.2f}" for r in per_round)
+        print(f"(threads={threads}: the ratio in each round {rounds}; the line below: of medians)")
+    for ratio, threads, _ in ratios:
         print(f"decode ratio vs llama.cpp: {ratio:.2f} (threads={threads})")
 
 
