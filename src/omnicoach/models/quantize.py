@@ -31,10 +31,10 @@ Scheme = Literal["fp32", "int8", "int4"]
 SCHEMES: tuple[str, ...] = ("fp32", "int8", "int4")
 INT4_GROUP = 32
 # Measured, one thread, per layer shape: on an Intel Xeon (Emerald Rapids) the packed kernels
-# cost ~linearly in rows (SmolLM2's MLP up-projection: 1 row 0.15 ms, 8 rows 0.45 ms) where
-# bfloat16 costs ~0.3 ms for any count up to 32, so they cross at 4–6 rows; on the AMD EPYC
-# reference they were level up to 16. So the prompt after a cached prefix (~20 tokens per
-# conversation turn) and batches of 6 or more sequences go through bfloat16.
+# cost ~linearly in rows (SmolLM2's fused gate/up projection in int4: 2 rows 0.15 ms, 8 rows
+# 0.45, 20 rows 1.1) where bfloat16 takes 0.28–0.50 ms for 2 to 32 rows, so they cross at
+# 4–6 rows; on the AMD EPYC reference they were level up to 16. So the prompt after a cached
+# prefix (~20 tokens a conversation turn) and batches of 6 or more sequences use bfloat16.
 DENSE_FROM_ROWS = 6
 # The output matrix (vocabulary × hidden: 28 M weights for SmolLM2) is a decode step's largest
 # product. With its input quantised to 8 bits on the fly (one scale per call), FBGEMM's
@@ -50,7 +50,8 @@ class PackedLinear:
 
     def __init__(self, weight: torch.Tensor, scheme: Scheme, quantise_activations: bool = False):
         """QUANTISE_ACTIVATIONS (int8 only): few-row products quantise their input to 8 bits
-        too, for FBGEMM's integer kernel (the output matrix; QUANTISED_ACTIVATIONS_BELOW_ROWS)."""
+        too, for FBGEMM's integer kernel (the output matrix; QUANTISED_ACTIVATIONS_BELOW_ROWS),
+        and return fp32."""
         weight = weight.detach().float()
         self.scheme = scheme
         self.out_features, self.in_features = weight.shape
