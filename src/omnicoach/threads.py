@@ -10,7 +10,8 @@ import torch
 # Chosen by measurement (benchmarks/llm_decode.py on the 2-core reference machine, README):
 # the fast int4 engine decodes 82.6 tok/s at 1 thread vs 40.2 at 2 (transformers fp32: 24.8
 # vs 22.2). Decoding dominates an answer's time, and one thread leaves the second core to the
-# server (HTTP, tokenising, streaming) and other models.
+# server (HTTP, tokenising, streaming) and other models. On the Intel Xeon VM of 2026-12-01:
+# 38–43 tok/s at 1 thread and 36–48 at 2 over three runs, so still no gain from the second.
 # Override with OMNICOACH_THREADS.
 DEFAULT_THREADS = 1
 
