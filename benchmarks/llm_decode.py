@@ -306,6 +306,17 @@ def in_subprocess(*args: str) -> dict | None:
     return result or None
 
 
+def alternate(ours: tuple, theirs: tuple, rounds: int) -> tuple[list, list]:
+    """Our worker and llama.cpp's, one after the other ROUNDS times: their results (llama.cpp's
+    empty when it is not installed)."""
+    mine, llama = [], []
+    for _ in range(rounds):
+        mine.append(in_subprocess(*ours))
+        if row := in_subprocess(*theirs):
+            llama.append(row)
+    return mine, llama
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -353,21 +364,12 @@ def main() -> None:
     # machine's speed drifts by ±20 % over minutes, which one run of each would read as theirs.
     rows, ratios = [], []
     for threads in args.threads:
-        common = [
-            str(threads),
-            "--new-tokens",
-            str(args.new_tokens),
-            "--repeats",
-            str(args.repeats),
-        ]
-        reference_row = in_subprocess(
-            "torch", "transformers", common[0], str(REPO / "var"), *common[1:]
+        run = ["--new-tokens", str(args.new_tokens), "--repeats", str(args.repeats)]
+        var = str(REPO / "var")
+        reference_row = in_subprocess("torch", "transformers", str(threads), var, *run)
+        ours, theirs = alternate(
+            ("torch", "fast", str(threads), var, *run), ("llama", str(threads), *run), args.rounds
         )
-        ours, theirs = [], []
-        for _ in range(args.rounds):
-            ours.append(in_subprocess("torch", "fast", common[0], str(REPO / "var"), *common[1:]))
-            if llama_row := in_subprocess("llama", *common):
-                theirs.append(llama_row)
         torch_row = median_row(ours)
         rows += [reference_row, torch_row]
         if theirs:
@@ -405,11 +407,9 @@ def main() -> None:
     for threads in args.threads:
         where = [str(threads), str(REPO / "var")]
         conversation.append(in_subprocess("conversation", "transformers", *where))
-        ours, theirs = [], []
-        for _ in range(args.rounds):
-            ours.append(in_subprocess("conversation", "fast", *where))
-            if llama_row := in_subprocess("llama-conversation", str(threads)):
-                theirs.append(llama_row)
+        ours, theirs = alternate(
+            ("conversation", "fast", *where), ("llama-conversation", str(threads)), args.rounds
+        )
         conversation += [median_conversation(ours)] + (
             [median_conversation(theirs)] if theirs else []
         )
