@@ -7,6 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from omnicoach.models import fused_decode
 from omnicoach.models.batch_engine import BatchEngine
 from omnicoach.models.llama_decoder import LlamaDecoder
 from omnicoach.models.llm import ChatLLM, SamplingParams
@@ -87,6 +88,54 @@ def test_int4_agrees_with_fp32_greedy_tokens(llm, fp32_llm, int4):
         agree += int((reference[len(prompt_ids) - 1 : -1] == quantised).sum())
         total += len(answer_ids)
     assert agree / total >= 0.95, f"greedy agreement {agree / total:.3f}"
+
+
+def test_the_cpp_decode_step_is_built_and_in_use(int4):
+    """The quality guards above ran through it: where it does not build, the engine falls back
+    to the Python loop, but the test machine has a compiler, so a failed build is a failure."""
+    assert fused_decode.load() is not None
+    assert int4.fused is not None
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_the_cpp_decode_step_matches_the_python_loop(llm, threads):
+    """The same step in C++ (its thread pool splits each product by output rows) and in Python:
+    teacher-forced along held-out text, single sequences and a batch of three at different
+    lengths. Up to bfloat16 rounding (the C++ loop sums in another order and keeps attention in
+    fp32): measured logits 1.19 apart at most, the same next token at 96.7 % of positions (the
+    others near-ties), identical for 1 and 2 threads."""
+    decoder = LlamaDecoder(llm.model, "int4", slots=3, max_len=512, threads=threads)
+    fused = decoder.fused
+    ids = llm.tokenizer(HELD_OUT, add_special_tokens=False)["input_ids"]
+
+    def teacher_forced(step) -> torch.Tensor:
+        decoder.fused = step
+        return decoded_logits(decoder, ids, 10)
+
+    in_python, in_cpp = teacher_forced(None), teacher_forced(fused)
+    assert (in_python - in_cpp).abs().max() < 2.0
+    assert (in_python.argmax(-1) == in_cpp.argmax(-1)).float().mean() >= 0.93
+
+    lengths = [20, 35, 50]
+
+    def batch_of_three(step) -> torch.Tensor:
+        decoder.fused = step
+        for slot, n in enumerate(lengths):
+            decoder.prefill(slot, ids[:n], 0)
+        return decoder.decode([0, 1, 2], [ids[n] for n in lengths], lengths)
+
+    batched_python, batched_cpp = batch_of_three(None), batch_of_three(fused)
+    assert torch.equal(batched_python.argmax(-1), batched_cpp.argmax(-1))
+    assert (batched_python - batched_cpp).abs().max() < 2.0
+
+
+def test_decoding_falls_back_to_python_when_the_cpp_step_is_off(llm, monkeypatch):
+    monkeypatch.setenv("OMNICOACH_FUSED_DECODE", "0")
+    decoder = LlamaDecoder(llm.model, "int4", slots=1, max_len=128)
+    assert decoder.fused is None
+    ids = llm.tokenizer(HELD_OUT, add_special_tokens=False)["input_ids"][:12]
+    decoder.prefill(0, ids[:-1], 0)
+    assert decoder.decode([0], [ids[-1]], [len(ids) - 1]).shape == (1, llm.model.config.vocab_size)
 
 
 def test_fp32_scheme_matches_transformers(llm):

@@ -23,7 +23,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from omnicoach.models.quantize import PackedLinear, Scheme
+from omnicoach.models import fused_decode
+from omnicoach.models.quantize import DENSE_FROM_ROWS, INT4_GROUP, PackedLinear, Scheme
 
 SUPPORTED_MODEL_TYPES = ("llama",)
 # Attention of a few new queries (decode steps, the new part of a prompt after a cached
@@ -56,7 +57,8 @@ class _Layer:
 
 
 class LlamaDecoder:
-    def __init__(self, model, scheme: Scheme, slots: int, max_len: int):
+    def __init__(self, model, scheme: Scheme, slots: int, max_len: int, threads: int | None = None):
+        """THREADS: of the C++ decode step (default: torch's intra-op thread count)."""
         config = model.config
         self.scheme = scheme
         self.slots, self.max_len = slots, max_len
@@ -85,6 +87,11 @@ class LlamaDecoder:
         shape = (slots, self.kv_heads, max_len, self.head_dim)
         self.keys = [_lazy_zeros(shape, self.dtype) for _ in self.layers]
         self.values = [_lazy_zeros(shape, self.dtype) for _ in self.layers]
+        # Decode steps in C++ where it builds (models/fused_decode.py); not for the fp32
+        # reference scheme, which keeps the plain Python forward.
+        self.fused = None
+        if scheme != "fp32" and (extension := fused_decode.load()) is not None:
+            self.fused = _fused_decoder(extension, self, threads or torch.get_num_threads())
 
     def warm_up(self) -> None:
         """One long and one short prefill and a decode step, so the kernels' first-call setup
@@ -151,6 +158,8 @@ class LlamaDecoder:
         The hot loop of generation, so it is a forward of its own with one row per sequence
         (no length dimension, no causal mask, a single sequence writes into its slot in
         place): ~30 % fewer small ops per token than the general forward."""
+        if self.fused is not None:
+            return self.head(self.fused.decode(slots, tokens, positions)).float()
         batch, dim = len(tokens), self.head_dim
         index_of = torch.tensor(positions)
         x = self.embed[torch.tensor(tokens)].to(self.dtype)  # [batch, hidden]
@@ -184,6 +193,40 @@ class LlamaDecoder:
             gate, up = layer.gate_up(h).chunk(2, dim=-1)
             x = x + layer.down(F.silu(gate) * up)
         return self.head(_rms_norm(x, self.final_norm, self.eps)).float()
+
+
+def _fused_decoder(extension, decoder: LlamaDecoder, threads: int):
+    """The C++ decode step over the same weights and KV cache as DECODER's Python loop."""
+
+    def product(linear: PackedLinear):
+        scales = linear.scales if linear.scheme == "int8" else linear.scales_and_zeros
+        return extension.Product(linear.scheme, linear.weight, scales, linear.dense, INT4_GROUP)
+
+    layers = [
+        extension.Layer(
+            product(layer.qkv),
+            product(layer.out),
+            product(layer.gate_up),
+            product(layer.down),
+            layer.attention_norm,
+            layer.mlp_norm,
+            keys,
+            values,
+        )
+        for layer, keys, values in zip(decoder.layers, decoder.keys, decoder.values, strict=True)
+    ]
+    return extension.Decoder(
+        layers,
+        decoder.embed,
+        decoder.final_norm,
+        decoder.cos,
+        decoder.sin,
+        decoder.heads,
+        decoder.kv_heads,
+        decoder.eps,
+        DENSE_FROM_ROWS,
+        threads,
+    )
 
 
 def _lazy_zeros(shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
