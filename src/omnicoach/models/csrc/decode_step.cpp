@@ -50,6 +50,24 @@ inline uint16_t to_bf16(float value) {
   return uint16_t(bits >> 16);
 }
 
+#ifdef __AVX512F__
+// e^x for x <= 0 (softmax scores less their maximum), 16 at a time: 2^(x·log2 e) as an
+// integer power of two (scalef) times 2^f, f in [-0.5, 0.5], by Cephes' exp2f polynomial
+// (relative error ~2e-7). std::exp, one at a time, was half the attention's time.
+inline __m512 exp_at_most_zero(__m512 x) {
+  x = _mm512_max_ps(x, _mm512_set1_ps(-87.f));  // below, e^x is 0 in fp32 anyway
+  const __m512 t = _mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f));
+  const __m512 n = _mm512_roundscale_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  const __m512 f = _mm512_sub_ps(t, n);
+  __m512 p = _mm512_set1_ps(1.535336188319500e-4f);
+  for (float c : {1.339887440266574e-3f, 9.618437357674640e-3f, 5.550332471162809e-2f,
+                  2.402264791363012e-1f, 6.931472028550421e-1f})
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(c));
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.f));
+  return _mm512_scalef_ps(p, n);
+}
+#endif
+
 inline uint16_t* bits_of(const at::Tensor& t) {
   return reinterpret_cast<uint16_t*>(t.data_ptr<at::BFloat16>());
 }
@@ -386,11 +404,23 @@ class Decoder {
 
   static void softmax(float* row, int64_t n) {
     float highest = row[0];
+#pragma omp simd reduction(max : highest)
     for (int64_t j = 1; j < n; ++j) highest = std::max(highest, row[j]);
     float total = 0.f;
-    for (int64_t j = 0; j < n; ++j) total += (row[j] = std::exp(row[j] - highest));
+    int64_t j = 0;
+#ifdef __AVX512F__
+    __m512 totals = _mm512_setzero_ps();
+    for (; j + 16 <= n; j += 16) {
+      const __m512 e = exp_at_most_zero(_mm512_sub_ps(_mm512_loadu_ps(row + j), _mm512_set1_ps(highest)));
+      _mm512_storeu_ps(row + j, e);
+      totals = _mm512_add_ps(totals, e);
+    }
+    total = _mm512_reduce_add_ps(totals);
+#endif
+    for (; j < n; ++j) total += (row[j] = std::exp(row[j] - highest));
     const float inverse = 1.f / total;
-    for (int64_t j = 0; j < n; ++j) row[j] *= inverse;
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) row[i] *= inverse;
   }
 
   // sums[g * dim + d] = Σ_j weights[g * stride + j] · v_j[d], in fp32.
