@@ -129,6 +129,14 @@ def test_the_cpp_decode_step_matches_the_python_loop(llm, threads):
     assert (batched_python - batched_cpp).abs().max() < 2.0
 
 
+def test_the_cpp_decode_step_rejects_positions_tokens_and_slots_out_of_range(llm):
+    decoder = LlamaDecoder(llm.model, "int4", slots=2, max_len=64, threads=2)
+    for slots, tokens, positions in (([0], [5], [64]), ([0], [10**6], [3]), ([2], [5], [3])):
+        with pytest.raises(RuntimeError, match="outside the cache|outside the vocabulary|no KV"):
+            decoder.fused.decode(slots, tokens, positions)
+    assert decoder.decode([0], [5], [3]).shape[0] == 1  # and it goes on working
+
+
 def test_decoding_falls_back_to_python_when_the_cpp_step_is_off(llm, monkeypatch):
     monkeypatch.setenv("OMNICOACH_FUSED_DECODE", "0")
     decoder = LlamaDecoder(llm.model, "int4", slots=1, max_len=128)
