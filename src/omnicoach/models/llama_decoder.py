@@ -9,6 +9,9 @@ keeps keys and values in preallocated slots, so that:
 - a slot keeps its sequence's keys and values after the sequence ends, so a later prompt with
   the same beginning (the next turn of a conversation) only computes the new part.
 
+Decode steps run in C++ where that builds (csrc/decode_step.cpp, models/fused_decode.py): the
+same step without Python between its ops, over the same weights and cache.
+
 It is built from the weights of a loaded transformers model (after any LoRA merge) and uses the
 model's own rotary embedding, so RoPE variants come for free. Numerics: bfloat16 activations
 with low-bit weights (the kernels need them), fp32 throughout for the fp32 scheme; RMSNorm is
@@ -160,7 +163,9 @@ class LlamaDecoder:
 
         The hot loop of generation, so it is a forward of its own with one row per sequence
         (no length dimension, no causal mask, a single sequence writes into its slot in
-        place): ~30 % fewer small ops per token than the general forward."""
+        place): ~30 % fewer small ops per token than the general forward. Where the C++ step
+        built (models/fused_decode.py), it runs this loop instead; the Python loop below is
+        the fallback and the reference the tests hold it to."""
         if self.fused is not None:
             hidden = self.fused.decode(slots, tokens, positions)
             # The output matrix on this thread alone: right after the step's own threads,
