@@ -18,8 +18,8 @@
 #include <torch/extension.h>
 
 #include <ATen/Parallel.h>
-#include <immintrin.h>
 #include <omp.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -28,16 +28,25 @@
 #include <condition_variable>
 #include <cstdint>
 #include <cstring>
+#include <exception>
 #include <functional>
 #include <mutex>
 #include <string>
-#include <exception>
 #include <thread>
 #include <vector>
 
-#include <unistd.h>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 
 namespace {
+
+// A spinning thread's pause between checks (lets the other hyperthread run on x86).
+inline void spin_pause() {
+#if defined(__x86_64__)
+  _mm_pause();
+#endif
+}
 
 // bfloat16 as raw bits, converted by hand so the compiler vectorises the loops.
 inline float to_float(uint16_t bits) {
@@ -127,14 +136,14 @@ class ThreadPool {
     } catch (...) {
       own_error = std::current_exception();
     }
-    while (pending_.load(std::memory_order_acquire) != 0) _mm_pause();
+    while (pending_.load(std::memory_order_acquire) != 0) spin_pause();
     if (own_error) std::rethrow_exception(own_error);
     if (error_) std::rethrow_exception(error_);
   }
 
-  // Workers sleep at once instead of spinning: the step is over, and the caller's next ops
-  // (the output matrix, sampling) run on PyTorch's own threads, which a spinning worker would
-  // hold a core from (2 threads: 8.8 ms a step against 4.3 for its parts).
+  // Workers sleep at once instead of spinning for SPIN_LIMIT: the step is over, and until the
+  // next one the caller runs Python (the output matrix, sampling) and the server its other
+  // threads, which a spinning worker would hold a core from. The next step pays one wake-up.
   void rest() { resting_.store(true, std::memory_order_relaxed); }
 
  private:
@@ -147,7 +156,7 @@ class ThreadPool {
     while (true) {
       auto idle_since = std::chrono::steady_clock::now();
       while (generation_.load(std::memory_order_acquire) == seen) {
-        _mm_pause();
+        spin_pause();
         if (!resting_.load(std::memory_order_relaxed) &&
             std::chrono::steady_clock::now() - idle_since < SPIN_LIMIT)
           continue;
