@@ -249,6 +249,7 @@ struct Product {
 
   // x @ W.T, each thread of POOL computing its shard into its columns of the result.
   at::Tensor operator()(ThreadPool& pool, const at::Tensor& x, int64_t dense_from_rows) const {
+    if (shards.size() == 1) return compute(shards[0], x, dense_from_rows).contiguous();
     const int64_t batch = x.size(0);
     at::Tensor y = at::empty({batch, out_features}, x.options());
     pool.run([&](int t) {
