@@ -247,7 +247,7 @@ struct Product {
     return at::_weight_int4pack_mm_for_cpu(x, shard.weight, group, shard.scales);
   }
 
-  // x @ W.T, each thread of POOL computing its shard into its columns of the result.
+  // x @ W.T, contiguous, each thread of POOL computing its shard into its columns.
   at::Tensor operator()(ThreadPool& pool, const at::Tensor& x, int64_t dense_from_rows) const {
     if (shards.size() == 1) return compute(shards[0], x, dense_from_rows).contiguous();
     const int64_t batch = x.size(0);
@@ -323,12 +323,12 @@ class Decoder {
     }
     for (const Layer& layer : layers_) {
       rms_norm(x, layer.attention_norm, h);
-      at::Tensor qkv = layer.qkv(pool_, h, dense_from_rows_).contiguous();
+      at::Tensor qkv = layer.qkv(pool_, h, dense_from_rows_);
       rotate_and_cache(qkv, layer, slots, positions);
       attend(qkv, layer, slots, positions, attended);
       add_in_place(x, layer.out(pool_, attended, dense_from_rows_));
       rms_norm(x, layer.mlp_norm, h);
-      at::Tensor gate_up = layer.gate_up(pool_, h, dense_from_rows_).contiguous();
+      at::Tensor gate_up = layer.gate_up(pool_, h, dense_from_rows_);
       add_in_place(x, layer.down(pool_, silu_times(gate_up), dense_from_rows_));
     }
     rms_norm(x, final_norm_, h);
@@ -519,8 +519,8 @@ class Decoder {
     return out;
   }
 
-  static void add_in_place(at::Tensor& x, const at::Tensor& y_any) {
-    const at::Tensor y = y_any.contiguous();
+  // x += y (both [batch, hidden], contiguous: products return contiguous results), rounded.
+  static void add_in_place(at::Tensor& x, const at::Tensor& y) {
     uint16_t* a = bits_of(x);
     const uint16_t* b = bits_of(y);
     for (int64_t i = 0; i < x.numel(); ++i) a[i] = to_bf16(to_float(a[i]) + to_float(b[i]));
