@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 import traceback
+import warnings
 from pathlib import Path
 from typing import Annotated
 
@@ -20,7 +21,7 @@ from rich.console import Console
 from rich.table import Column, Table
 
 from omnicoach.config import Settings, load_settings
-from omnicoach.errors import OmnicoachError
+from omnicoach.errors import ConfigError, OmnicoachError
 from omnicoach.models.registry import TUNED_CHAT_MODEL, ModelRegistry, size_on_disk
 
 app = typer.Typer(
@@ -40,9 +41,15 @@ def _global_options(
 ) -> None:
     global _debug
     _debug = debug
-    logging.basicConfig(level=logging.DEBUG if debug else logging.INFO, format="%(message)s")
-    # Alembic narrates every migration check at INFO; only its warnings matter to a user.
-    logging.getLogger("alembic").setLevel(logging.DEBUG if debug else logging.WARNING)
+    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="%(message)s")
+    logging.getLogger("omnicoach").setLevel(logging.DEBUG if debug else logging.INFO)
+    if not debug:
+        # The libraries' chatter — loading progress bars, "Loading SentenceTransformer model",
+        # deprecation notices meant for the libraries' own users — is not for ours.
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+        warnings.filterwarnings("ignore", category=FutureWarning)
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
 
 
 _EVAL_SECTIONS = "wer, router, sft, vlm, imagegen, pretrain"  # evaluation/report.SECTIONS
@@ -61,82 +68,82 @@ def chat(
     question: Annotated[
         str | None, typer.Argument(help="Ask once and exit; omit for a session.")
     ] = None,
+    image: Annotated[
+        Path | None, typer.Option(help="A picture to ask about (with the question).")
+    ] = None,
+    audio: Annotated[
+        Path | None, typer.Option(help="A spoken question (an audio file), answered as text.")
+    ] = None,
     model: Annotated[
         str | None, typer.Option(help="Chat model name (see `omnicoach models`).")
     ] = None,
     system: Annotated[str | None, typer.Option(help="System prompt for this chat.")] = None,
     max_tokens: Annotated[int | None, typer.Option(help="Most tokens per answer.")] = None,
-    temperature: Annotated[float, typer.Option(help="0 = greedy (deterministic).")] = 0.2,
-    top_p: Annotated[float, typer.Option(help="Nucleus sampling mass.")] = 0.9,
+    temperature: Annotated[
+        float | None, typer.Option(help="0 = greedy (deterministic); default 0.2.")
+    ] = None,
+    top_p: Annotated[float | None, typer.Option(help="Nucleus sampling mass; default 0.9.")] = None,
     seed: Annotated[int | None, typer.Option(help="Fix the sampling seed.")] = None,
-    repetition_penalty: Annotated[float, typer.Option(help="Above 1 discourages loops.")] = 1.1,
+    repetition_penalty: Annotated[
+        float | None, typer.Option(help="Above 1 discourages loops; default 1.1.")
+    ] = None,
+    rag: Annotated[
+        bool | None,
+        typer.Option("--rag/--no-rag", help="Ground answers in the knowledge base and links."),
+    ] = None,
+    answer_mode: Annotated[
+        str | None, typer.Option(help="grounded or generative (default: the setting).")
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the answer, sources and more as one JSON.")
+    ] = False,
 ) -> None:
-    """Stream an answer to QUESTION, or open a multi-turn terminal chat."""
-    from omnicoach.models.llm import SamplingParams
+    """Answer QUESTION (with --image, --audio) or open a multi-turn terminal chat: the same
+    assistant as the HTTP API, so the same answers and sources."""
+    from omnicoach.assistant import Assistant
+    from omnicoach.db.schema import LOCAL_USER_ID
+    from omnicoach.files import FileStore
+    from omnicoach.links import LinkReader
+    from omnicoach.models.sampling import SamplingParams
+    from omnicoach.terminal_chat import TerminalChat, attachments
 
+    if answer_mode not in (None, "grounded", "generative"):
+        raise ConfigError(f"--answer-mode must be grounded or generative, got {answer_mode!r}")
     settings, registry = _registry()
+    chosen = {
+        "max_tokens": max_tokens or settings.default_max_tokens,
+        "temperature": temperature,
+        "top_p": top_p,
+        "seed": seed,
+        "repetition_penalty": repetition_penalty,
+    }
+    params = SamplingParams(**{k: v for k, v in chosen.items() if v is not None})
+    params.validate()  # a bad value is an error before any model loads
+    assistant = Assistant(
+        settings, registry, _database(settings), FileStore(settings), LinkReader(settings)
+    )
     with err.status(f"Loading {model or settings.chat_model}…"):
         llm = registry.chat(model)
-    params = SamplingParams(
-        max_tokens=max_tokens or settings.default_max_tokens,
-        temperature=temperature,
-        top_p=top_p,
-        seed=seed,
-        repetition_penalty=repetition_penalty,
-    )
-    system_turn = [{"role": "system", "content": system}] if system else []
-
-    if question is not None:
-        _answer(llm, [*system_turn, {"role": "user", "content": question}], params)
+        if rag is not False and settings.rag:
+            assistant.knowledge()
+    defaults = {
+        "user": LOCAL_USER_ID,
+        "model": model,
+        "params": params,
+        "max_tokens": max_tokens,
+        "grounding": rag,
+        "answer_mode": answer_mode,
+    }
+    terminal = TerminalChat(assistant, defaults, system)
+    parts = attachments(image, audio)
+    if question is not None or audio is not None or as_json:  # one answer, then exit
+        terminal.ask(question or "", parts, as_json=as_json)
         return
-
     err.print(
-        f"[bold]omnicoach[/] chat with {llm.name}. "
-        "Commands: /reset (new chat), /exit. Ctrl-C stops an answer."
+        f"[bold]omnicoach[/] chat with {llm.name}. Commands: /image FILE, /audio FILE, /reset, "
+        "/exit. Ctrl-C stops an answer."
     )
-    history = list(system_turn)
-    while True:
-        try:
-            line = input("\nyou> ").strip()
-        except (EOFError, KeyboardInterrupt):
-            print()
-            return
-        if not line:
-            continue
-        if line in ("/exit", "/quit"):
-            return
-        if line == "/reset":
-            history = list(system_turn)
-            err.print("(new chat)")
-            continue
-        history.append({"role": "user", "content": line})
-        try:
-            reply = _answer(llm, history, params, prefix="coach> ")
-        except OmnicoachError as exc:  # e.g. one message too long: say so and keep the session
-            history.pop()
-            err.print(f"[red]error:[/] {exc}")
-            continue
-        history.append({"role": "assistant", "content": reply})
-
-
-def _answer(llm, messages: list[dict], params, prefix: str = "") -> str:
-    """Stream one answer to stdout; Ctrl-C stops it and keeps what was said so far."""
-    generation = llm.stream(messages, params)
-    if generation.prompt.dropped_messages:
-        err.print(
-            f"(context full: dropped the {generation.prompt.dropped_messages} oldest messages)"
-        )
-    print(prefix, end="", flush=True)
-    parts = []
-    try:
-        for delta in generation:
-            parts.append(delta)
-            print(delta, end="", flush=True)
-    except KeyboardInterrupt:
-        generation.close()
-        err.print("\n(stopped)")
-    print()
-    return "".join(parts)
+    terminal.session(parts)
 
 
 @app.command()
@@ -796,7 +803,9 @@ def eval_vlm_command(
 
     settings, registry = _registry()
     apply_threads(os.cpu_count() or 1)
-    evaluation = VisionEvaluation(registry.picture_answers(), registry.embedder(), images)
+    from omnicoach.assistant import Assistant
+
+    evaluation = VisionEvaluation(Assistant(settings, registry), images)
     report = evaluation.run(per_exercise, how_per_exercise, seed)
     write_report(report, images, out)
     print(markdown_report(report))

@@ -144,6 +144,11 @@ class Settings(BaseSettings):
     # Retrieval: chat answers grounded in the knowledge base (data/kb) and the links of the
     # message, at most this many passages, cited by number; a request's `rag` overrides.
     rag: bool = True
+    # Who writes the facts of an answer about a knowledge-base exercise: "grounded" takes them
+    # from the exercise's checked entry, cited (right for the bundled 135M model, whose own
+    # facts are often wrong); "generative" gives the chat model the entry's passages as
+    # numbered sources to write from (for a large local or remote model).
+    answer_mode: Literal["grounded", "generative"] = "grounded"
     rag_passages: int = Field(default=3, ge=1, le=10)
     # At most this many prompt tokens of sources: Bengali text costs ~1 token a letter, and each
     # prompt token delays the first answer token (README, Knowledge).

@@ -47,3 +47,11 @@ class UnsupportedFileTypeError(InvalidRequestError):
 
 class StorageFullError(OmnicoachError):
     """The disk is full: nothing was stored."""
+
+
+class ConflictError(OmnicoachError):
+    """A request that clashes with work under way (e.g. an answer still being written)."""
+
+    def __init__(self, message: str, code: str, param: str | None = None):
+        super().__init__(message)
+        self.code, self.param = code, param

@@ -6,8 +6,10 @@
 Each exercise gives questions about seven aspects (what it is, how to do it, muscles, common
 mistakes, cautions, a beginner version, benefits) in English and Bengali, phrased several ways,
 answered concisely from its knowledge-base entry — the FitLens style: a direct answer, the
-facts, nothing else. Some become two- or three-turn conversations ("What is crow pose?" → "How
-do I do it?"). Splits, so that evaluation sees what training did not:
+facts, nothing else. The phrasings (knowledge/phrasings.py) and the answers
+(knowledge/answers.answer) are the assistant's own, so training and serving agree. Some become
+two- or three-turn conversations ("What is crow pose?" → "How do I do it?"). Splits, so that
+evaluation sees what training did not:
 
 - test_unseen: every conversation about a tenth of the exercises, held out whole;
 - test_known: the other exercises asked with phrasings held out from training (one phrasing
@@ -27,120 +29,15 @@ from pathlib import Path
 
 from omnicoach.config import REPO
 from omnicoach.knowledge import grounding
+from omnicoach.knowledge.answers import answer
 from omnicoach.knowledge.base import KB_DIR, load_entries, load_vocabulary
 from omnicoach.knowledge.grounding import grounded_messages
+from omnicoach.knowledge.phrasings import FOLLOW_UPS, QUESTIONS
 from omnicoach.models.registry import BASE_CHAT_MODEL
 
+__all__ = ["FOLLOW_UPS", "QUESTIONS", "answer", "build", "ground_some"]
+
 SEED = 7
-# Per aspect and language: phrasings; the LAST one of each is held out for test_known.
-QUESTIONS = {
-    "en": {
-        "what": ["What is {name}?", "Tell me about {name}.", "What kind of exercise is {name}?"],
-        "how": [
-            "How do I do {name}?",
-            "What are the steps for {name}?",
-            "Walk me through {name}, step by step.",
-            "Can you explain how to perform {name}?",
-        ],
-        "muscles": [
-            "What muscles does {name} work?",
-            "Which muscles are used in {name}?",
-            "What does {name} strengthen?",
-        ],
-        "mistakes": [
-            "What are common mistakes in {name}?",
-            "What do people get wrong in {name}?",
-            "What should I avoid doing wrong in {name}?",
-        ],
-        "cautions": [
-            "Who should avoid {name}?",
-            "Is {name} safe for everyone?",
-            "Any precautions for {name}?",
-        ],
-        "beginner": [
-            "I'm a beginner. How can I make {name} easier?",
-            "Is there an easier version of {name}?",
-            "How should a beginner modify {name}?",
-        ],
-        "benefits": [
-            "What are the benefits of {name}?",
-            "Why should I do {name}?",
-            "What is {name} good for?",
-        ],
-    },
-    "bn": {
-        "what": ["{name} কী?", "{name} সম্পর্কে বলুন।", "{name} কোন ধরনের ব্যায়াম?"],
-        "how": [
-            "{name} কীভাবে করব?",
-            "{name} করার ধাপগুলো কী?",
-            "ধাপে ধাপে {name} করা শেখান।",
-            "{name} কীভাবে করতে হয় বুঝিয়ে বলুন।",
-        ],
-        "muscles": [
-            "{name} কোন পেশিতে কাজ করে?",
-            "{name} করলে কোন পেশি ব্যবহার হয়?",
-            "{name} কী শক্তিশালী করে?",
-        ],
-        "mistakes": [
-            "{name} করার সময় সাধারণ ভুলগুলো কী?",
-            "{name} করতে গিয়ে লোকে কী ভুল করে?",
-            "{name} করার সময় কোন ভুল এড়িয়ে চলব?",
-        ],
-        "cautions": [
-            "কার {name} এড়িয়ে চলা উচিত?",
-            "{name} কি সবার জন্য নিরাপদ?",
-            "{name} করার সতর্কতা কী?",
-        ],
-        "beginner": [
-            "আমি নতুন। {name} কীভাবে সহজ করব?",
-            "{name} এর কোনো সহজ রূপ আছে?",
-            "নতুনরা {name} কীভাবে বদলে করবে?",
-        ],
-        "benefits": [
-            "{name} এর উপকারিতা কী?",
-            "কেন {name} করব?",
-            "{name} কীসের জন্য ভালো?",
-        ],
-    },
-}
-FOLLOW_UPS = {
-    "en": {"how": "How do I do it?", "muscles": "What muscles does it work?"},
-    "bn": {"how": "এটা কীভাবে করব?", "muscles": "এটা কোন পেশিতে কাজ করে?"},
-}
-WORDS = {
-    "en": {"mainly": "mainly works", "also": "It also works", "and": "and"},
-    "bn": {"mainly": "মূলত কাজ করে", "also": "এছাড়া কাজ করে", "and": "ও"},
-}
-
-
-def answer(entry: dict, aspect: str, lang: str, vocabulary: dict) -> str:
-    """A concise answer from the entry's own facts."""
-    muscles = vocabulary.get("muscles", {}) if lang == "bn" else {}
-    name = entry["name"][lang]
-
-    def listed(items):
-        return ", ".join(muscles.get(m, m) for m in items)
-
-    if aspect == "what":
-        sanskrit = f" ({entry['sanskrit']})" if entry.get("sanskrit") else ""
-        return f"{name}{sanskrit}: {entry['summary'][lang]}"
-    if aspect == "how":
-        return "\n".join(f"{i}. {s}" for i, s in enumerate(entry["steps"][lang], 1))
-    if aspect == "muscles":
-        w = WORDS[lang]
-        if lang == "bn":
-            return (
-                f"{name} {w['mainly']}: {listed(entry['primary_muscles'])}। "
-                f"{w['also']}: {listed(entry['secondary_muscles'])}।"
-            )
-        return (
-            f"{name} {w['mainly']} the {listed(entry['primary_muscles'])}. "
-            f"{w['also']} the {listed(entry['secondary_muscles'])}."
-        )
-    if aspect == "beginner":
-        return entry["beginner_modification"][lang]
-    field = {"mistakes": "common_mistakes", "cautions": "cautions", "benefits": "benefits"}[aspect]
-    return "\n".join(f"- {item}" for item in entry[field][lang])
 
 
 def _held_out(entry_id: str) -> bool:
@@ -224,11 +121,13 @@ def ground_some(rows: list[dict], retrieve, fraction: float, seed: int) -> list[
 def retriever():
     """The server's retrieval (index, source count and token budget), for ground_some."""
     from omnicoach.config import load_settings
+    from omnicoach.knowledge.library import Knowledge
     from omnicoach.models.registry import ModelRegistry
 
     settings = load_settings()
     registry = ModelRegistry(settings)
-    index, llm = registry.knowledge(), registry.chat(BASE_CHAT_MODEL)
+    index = Knowledge(registry.embedder(), settings.model_cache_dir).index
+    llm = registry.chat(BASE_CHAT_MODEL)
 
     def retrieve(messages):
         found = grounding.retrieve(index, messages, settings.rag_passages)

@@ -21,9 +21,10 @@ import json
 import random
 from pathlib import Path
 
-from omnicoach.data.sft_dataset import FOLLOW_UPS, answer
 from omnicoach.errors import InvalidRequestError
+from omnicoach.knowledge.answers import THIS_IS, answer, full_name
 from omnicoach.knowledge.base import KB_DIR, load_entries, load_vocabulary
+from omnicoach.knowledge.phrasings import FOLLOW_UPS, IDENTIFY, IDENTIFY_AND_HOW
 from omnicoach.models.vision_language import IMAGE_MARKER
 
 SEED = 11
@@ -36,31 +37,6 @@ DESCRIBE = [
     "Summarise what the photo shows.",
     "What is happening in this image?",
 ]
-IDENTIFY = {
-    "en": [
-        "What exercise is this?",
-        "What is this exercise?",
-        "Which pose is this?",
-        "Name the exercise in the picture.",
-        "What am I doing in this photo?",
-        "Can you tell what exercise this is?",
-    ],
-    "bn": [
-        "এটা কোন ব্যায়াম?",
-        "ছবির ব্যায়ামটির নাম কী?",
-        "এটা কোন আসন?",
-        "ছবিতে আমি কী ব্যায়াম করছি?",
-    ],
-}
-IDENTIFY_AND_HOW = {
-    "en": [
-        "What is this exercise and how do I do it?",
-        "What exercise is this, and how should I do it?",
-        "Tell me what this pose is and the steps to do it.",
-    ],
-    "bn": ["এটা কোন ব্যায়াম, আর কীভাবে করব?", "ছবির ব্যায়ামটি কী এবং এটা কীভাবে করতে হয়?"],
-}
-THIS_IS = {"en": "This is {name}.", "bn": "এটি {name}।"}
 EQUIPMENT_WORDS = {
     "mat": "on a mat",
     "barbell": "with a barbell",
@@ -70,19 +46,6 @@ EQUIPMENT_WORDS = {
     "kettlebell": "with a kettlebell",
     "pull-up bar": "on a pull-up bar",
 }
-
-
-def full_name(entry: dict, lang: str) -> str:
-    """The exercise's name as an answer gives it: English (Sanskrit); in Bengali the English
-    name, then the Bengali one. The model reads a picture as the English name's words (stage 1
-    aligns the image tokens with them) and copies those reliably, while a Bengali name is ~40
-    byte-level tokens that it rarely spells right after a short stage 2 (README, Seeing)."""
-    if lang == "bn":
-        return f"{entry['name']['en']} — {entry['name']['bn']}"
-    name = entry["name"]["en"]
-    if entry.get("sanskrit"):
-        name += f" ({entry['sanskrit']})"
-    return name
 
 
 def caption(entry: dict, meta: dict) -> str:

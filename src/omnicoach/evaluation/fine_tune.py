@@ -123,12 +123,22 @@ class FineTuneEvaluation:
         self.max_new_tokens = max_new_tokens or MAX_NEW_TOKENS
         self.progress = progress or (lambda iterable, **_: iterable)
         self.items = [item for split in SPLITS for item in load_items(data_dir, split)]
+        self._index = None
+
+    def _knowledge_index(self):
+        """The server's passage index (knowledge/library.py), built on first use."""
+        if self._index is None:
+            from omnicoach.knowledge.library import Knowledge
+
+            embedder = self.registry.embedder()
+            self._index = Knowledge(embedder, self.settings.model_cache_dir).index
+        return self._index
 
     def prompt(self, item: Item, rag: bool, count_tokens) -> list[dict]:
         messages = item.messages
         if rag:
             settings = self.settings
-            passages = retrieve(self.registry.knowledge(), messages, settings.rag_passages)
+            passages = retrieve(self._knowledge_index(), messages, settings.rag_passages)
             passages = within_budget(passages, count_tokens, settings.rag_max_tokens)
             messages = grounded_messages(messages, passages)
         return with_system_prompt(messages, self.settings.system_prompt)

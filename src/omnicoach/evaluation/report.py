@@ -491,11 +491,12 @@ def _vlm_outcome(ctx: Context, report: dict, source: str, folder: Path) -> Outco
 
 
 def vlm_section(ctx: Context) -> Outcome:
+    from omnicoach.assistant import Assistant
     from omnicoach.evaluation.vision import VisionEvaluation, write_report
 
     images = REPO / "data" / "exercise-images"
     registry = ctx.registry
-    evaluation = VisionEvaluation(registry.picture_answers(), registry.embedder(), images)
+    evaluation = VisionEvaluation(Assistant(ctx.settings, registry), images)
     if ctx.quick:
         report = evaluation.run(2, 1, seed=0, exercises=QUICK_EXERCISES)
     else:  # the README's measured setting

@@ -16,9 +16,9 @@ model and engine the server uses (registry.vision()), greedy:
   evaluation/answer_scores.py) to the knowledge base's name and steps, and — stricter — the
   share of the knowledge base's steps the answer gives (step_recall).
 
-Every measure is taken twice: the vision model alone (its own answer), and served as the
-server answers with grounding on (knowledge/picture_answers.py: the model names the exercise,
-the knowledge base gives the facts; the model's own answer where that path gives none).
+Every measure is taken twice: the vision model alone (its own answer), and served — through
+the assistant (omnicoach.assistant) as every door answers, grounding on: the model names the
+exercise, the knowledge base gives the facts; the model's own answer where that gives none.
 
 Writes results.json, README.md (tables and 3 side-by-side examples) and the examples' images
 to the output directory.
@@ -33,11 +33,14 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from omnicoach.data.sft_dataset import answer as kb_answer
-from omnicoach.data.vlm_dataset import IDENTIFY, IDENTIFY_AND_HOW, THIS_IS, full_name
+from omnicoach.assistant import Message, Picture, Text, TurnRequest, collect
 from omnicoach.evaluation.answer_scores import semantic_similarity, step_recall
+from omnicoach.images.decode import encode_png
+from omnicoach.knowledge.answers import THIS_IS, full_name
+from omnicoach.knowledge.answers import answer as kb_answer
 from omnicoach.knowledge.base import KB_DIR, load_entries, load_vocabulary
-from omnicoach.knowledge.names import name_patterns, named_exercise, short_bengali_name
+from omnicoach.knowledge.names import NameIndex
+from omnicoach.knowledge.phrasings import IDENTIFY, IDENTIFY_AND_HOW
 from omnicoach.models.image_encoder import feature_cache
 from omnicoach.models.sampling import SamplingParams
 from omnicoach.models.vision_language import IMAGE_MARKER
@@ -54,14 +57,17 @@ def bengali_share(text: str) -> float:
 
 
 class VisionEvaluation:
-    def __init__(self, answers, embedder, images: Path, kb_dir: Path = KB_DIR):
-        """ANSWERS: the server's PictureAnswers (registry.picture_answers()), whose vision
-        model is the one evaluated."""
-        self.answers, self.vision = answers, answers.vision
-        self.embedder, self.images = embedder, Path(images)
+    def __init__(self, assistant, images: Path, kb_dir: Path = KB_DIR):
+        """ASSISTANT: the server's (omnicoach.assistant.Assistant), whose vision model is the
+        one evaluated."""
+        self.assistant, self.vision = assistant, assistant.registry.vision()
+        self.embedder, self.images = assistant.registry.embedder(), Path(images)
         self.entries = {e["id"]: e for e in load_entries(kb_dir)}
         self.vocabulary = load_vocabulary(kb_dir)
-        self.patterns = name_patterns(list(self.entries.values()))
+        self.names = NameIndex(list(self.entries.values()))
+
+    def named(self, text: str) -> str | None:
+        return self.names.first(text)
 
     def _metadata(self, split: str) -> list[dict]:
         lines = (self.images / split / "metadata.jsonl").read_text().splitlines()
@@ -114,7 +120,7 @@ class VisionEvaluation:
                 # Stricter: the answer also spells the knowledge base's Bengali name (answers
                 # give the English name first, then the Bengali one: vlm_dataset.full_name).
                 "bengali_name_accuracy": _mean(
-                    [short_bengali_name(self.entries[i["exercise_id"]]) in i[way] for i in bengali]
+                    [_short_bengali(self.entries[i["exercise_id"]]) in i[way] for i in bengali]
                 ),
                 "how_name_accuracy": _mean([h[way]["correct"] for h in how]),
                 "how_similarity": _mean([h[way]["similarity"] for h in how]),
@@ -135,49 +141,46 @@ class VisionEvaluation:
         with ThreadPoolExecutor(max_workers=8) as pool:
             return list(pool.map(one, prompts))
 
-    def _serve(self, prompts: list[tuple[list[dict], Image.Image]], own: list[str]) -> list[str]:
-        """The answers the server gives with grounding on: the knowledge base's where it
-        answers, else the model's OWN answer to the same prompt."""
+    def _serve(self, prompts: list[tuple[str, Image.Image]], tokens: int) -> list[str]:
+        """The answers every door gives to QUESTION about the picture, grounding on."""
+        greedy = SamplingParams(temperature=0.0, max_tokens=tokens)
 
         def one(prompt):
-            answer = self.answers.answer(*prompt)
-            return answer.text if answer is not None else None
+            question, image = prompt
+            parts = [Picture.from_bytes(encode_png(image), "image"), Text(question)]
+            request = TurnRequest([Message("user", parts)], params=greedy, max_tokens=tokens)
+            return collect(self.assistant.turn(request)).text
 
         with ThreadPoolExecutor(max_workers=8) as pool:
-            served = list(pool.map(one, prompts))
-        return [s if s is not None else o for s, o in zip(served, own, strict=True)]
+            return list(pool.map(one, prompts))
 
     def _image(self, meta: dict) -> Image.Image:
         return Image.open(self.images / "test" / meta["file_name"]).convert("RGB")
 
     def _ask_names(self, items: list[dict]) -> None:
         """Each item gets the model's answer ("vlm") and the exercise it names."""
-        prompts = [
-            ([{"role": "user", "content": f"{IMAGE_MARKER}\n{i['question']}"}], self._image(i))
-            for i in items
-        ]
+        asked = [(i["question"], self._image(i)) for i in items]
+        prompts = [([{"role": "user", "content": f"{IMAGE_MARKER}\n{q}"}], im) for q, im in asked]
         texts = self._generate(prompts, NAME_TOKENS)
-        served = self._serve(prompts, texts)
+        served = self._serve(asked, NAME_TOKENS)
         for item, text, answer in zip(items, texts, served, strict=True):
             item["vlm"], item["served"] = text, answer
-            item["vlm_named"] = named_exercise(text, self.patterns)
-            item["served_named"] = named_exercise(answer, self.patterns)
+            item["vlm_named"] = self.named(text)
+            item["served_named"] = self.named(answer)
 
     def _ask_without_image(self, items: list[dict]) -> None:
         prompts = [([{"role": "user", "content": i["question"]}], None) for i in items]
         texts = self._generate(prompts, NAME_TOKENS)
         for item, text in zip(items, texts, strict=True):
             item["no_image"] = text
-            item["no_image_named"] = named_exercise(text, self.patterns)
+            item["no_image_named"] = self.named(text)
 
     def _ask_how(self, items: list[dict]) -> list[dict]:
         question = IDENTIFY_AND_HOW["en"][0]
-        prompts = [
-            ([{"role": "user", "content": f"{IMAGE_MARKER}\n{question}"}], self._image(i))
-            for i in items
-        ]
+        asked = [(question, self._image(i)) for i in items]
+        prompts = [([{"role": "user", "content": f"{IMAGE_MARKER}\n{q}"}], im) for q, im in asked]
         answers = {"vlm": self._generate(prompts, HOW_TOKENS)}
-        answers["served"] = self._serve(prompts, answers["vlm"])
+        answers["served"] = self._serve(asked, HOW_TOKENS)
         references = []
         for item in items:
             entry = self.entries[item["exercise_id"]]
@@ -200,7 +203,7 @@ class VisionEvaluation:
                     "answer": text,
                     "similarity": round(score, 4),
                     "step_recall": round(step_recall(text, entry["steps"]["en"]), 4),
-                    "correct": named_exercise(text, self.patterns) == result["exercise_id"],
+                    "correct": self.named(text) == result["exercise_id"],
                 }
         return results
 
@@ -221,6 +224,11 @@ class VisionEvaluation:
         pairs = zip(nearest, items, strict=True)
         hits = [train[n]["exercise_id"] == item["exercise_id"] for n, item in pairs]
         return round(sum(hits) / len(hits), 4)
+
+
+def _short_bengali(entry: dict) -> str:
+    """The Bengali name without its gloss: "নৌকাসন (বোট পোজ)" → "নৌকাসন"."""
+    return entry["name"]["bn"].split(" (")[0]
 
 
 def _accuracy(items: list[dict], key: str) -> dict:
@@ -266,9 +274,9 @@ def markdown_report(report: dict) -> str:
         f"Model `{report['model']}`, {report['image_tokens']} image tokens "
         f"({report['encoder']}); {report['exercises']} exercises × {report['per_exercise']} "
         f"test images (seeds never used in training), greedy, seed {report['seed']}. "
-        "Regenerate: `omnicoach eval vlm`. *Served*: as the server answers with grounding on — "
-        "the model names the exercise, the knowledge base gives the facts "
-        "(knowledge/picture_answers.py).",
+        "Regenerate: `omnicoach eval vlm`. *Served*: as the assistant answers with grounding "
+        "on — the model names the exercise, the knowledge base gives the facts "
+        "(assistant/answering.py).",
         "",
         "| | VLM alone | served |",
         "|---|---|---|",

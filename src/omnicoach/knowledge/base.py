@@ -1,8 +1,9 @@
 """The knowledge base (data/kb/exercises/*.json, schema in data/kb/schema.json) as passages.
 
-Each exercise becomes five passages per language, one per aspect (what it is and the muscles
-it works, steps, common mistakes, cautions, beginner modification), each headed by the
-exercise's name: a grounded answer gets the aspect it needs in a prompt a 135M model handles.
+Each exercise becomes six passages per language, one per aspect (what it is and the muscles
+it works, steps, common mistakes, cautions, beginner modification, benefits), each headed by
+the exercise's name: a grounded answer cites the passage that holds each of its facts, and a
+generated one gets the aspect it needs in a prompt a 135M model handles.
 """
 
 import json
@@ -23,6 +24,7 @@ LABELS = {
         "mistakes": "Common mistakes",
         "cautions": "Cautions",
         "beginner": "Beginner modification",
+        "benefits": "Benefits",
     },
     "bn": {
         "muscles": "কাজ করে",
@@ -31,6 +33,7 @@ LABELS = {
         "mistakes": "সাধারণ ভুল",
         "cautions": "সতর্কতা",
         "beginner": "নতুনদের জন্য",
+        "benefits": "উপকারিতা",
     },
 }
 
@@ -55,9 +58,9 @@ def load_entries(directory: Path = KB_DIR) -> list[dict]:
 
 def passages(entry: dict, lang: str, vocabulary: dict) -> list[Passage]:
     """The exercise's passages in LANG, one per aspect: what it is and works, the steps, common
-    mistakes, cautions, the beginner version. Retrieval then brings the aspect a question asks
-    about rather than the whole entry: a Bengali entry is ~1,500 tokens, too many for the
-    prompt, and every prompt token delays the first answer token."""
+    mistakes, cautions, the beginner version, the benefits. Retrieval then brings the aspect a
+    question asks about rather than the whole entry: a Bengali entry is ~1,500 tokens, too many
+    for the prompt, and every prompt token delays the first answer token."""
     words = LABELS[lang]
     muscles = vocabulary.get("muscles", {}) if lang == "bn" else {}
 
@@ -74,6 +77,7 @@ def passages(entry: dict, lang: str, vocabulary: dict) -> list[Passage]:
         "mistakes": " ".join(entry["common_mistakes"][lang]),
         "cautions": " ".join(entry["cautions"][lang]),
         "beginner": entry["beginner_modification"][lang],
+        "benefits": " ".join(entry["benefits"][lang]),
     }
     called = [entry["name"]["en"], entry["name"]["bn"], *entry.get("aliases", [])]
     if entry.get("sanskrit"):
@@ -101,9 +105,8 @@ def load_vocabulary(directory: Path = KB_DIR) -> dict:
 
 def knowledge_passages(directory: Path = KB_DIR) -> list[Passage]:
     vocabulary = load_vocabulary(directory)
-    return [
-        p
-        for entry in load_entries(directory)
-        for lang in LANGUAGES
-        for p in passages(entry, lang, vocabulary)
-    ]
+    return all_passages(load_entries(directory), vocabulary)
+
+
+def all_passages(entries: list[dict], vocabulary: dict) -> list[Passage]:
+    return [p for entry in entries for lang in LANGUAGES for p in passages(entry, lang, vocabulary)]

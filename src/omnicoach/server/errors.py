@@ -6,6 +6,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from omnicoach.errors import (
+    ConflictError,
     FileTooLargeError,
     InvalidRequestError,
     ModelFileError,
@@ -100,6 +101,8 @@ def from_domain_error(exc: OmnicoachError, param: str | None = None) -> APIError
         return APIError(507, str(exc), type="server_error", code="insufficient_storage")
     if isinstance(exc, NotFoundError):
         return APIError(404, str(exc), param=param, code=exc.code)
+    if isinstance(exc, ConflictError):
+        return APIError(409, str(exc), param=param, code=exc.code)
     if isinstance(exc, RemoteLLMError):  # chat delegated to llm_url: its status (remote_llm.py)
         return APIError(exc.status, str(exc), exc.type, code=exc.code, headers=exc.headers)
     if isinstance(exc, InvalidRequestError):  # some name their problem (e.g. "no_speech")

@@ -79,6 +79,10 @@ class ChatCompletionRequest(BaseModel):
     # Extension: ground the answer in the knowledge base and the message's links, with
     # numbered sources (default: the server's `rag` setting).
     rag: bool | None = None
+    # Extension: who writes the facts of an answer about a knowledge-base exercise: "grounded"
+    # (taken from its checked entry) or "generative" (the chat model, from the entry's
+    # passages as sources). Default: the server's `answer_mode` setting.
+    answer_mode: Literal["grounded", "generative"] | None = None
     tools: list[Any] | None = None
     logprobs: bool | None = None
 

@@ -1,10 +1,10 @@
 """Drawing: POST /generate (omnicoach's own, every sampler setting), POST
 /v1/images/generations (OpenAI's), and POST /train (a ZIP of pictures → a LoRA job).
 
-The first two draw with registry.image_generator() — the generator
-trained here (artifacts/imagegen) or a configured diffusers directory — one drawing at a
-time, in a place in the generation runner like a chat answer. Every image is kept as a PNG
-file of the caller's (purpose "image_generation"), so a `url` answer can point at it.
+The first two draw through the assistant (assistant/drawing.py) with the registry's image
+generator — the one trained here (artifacts/imagegen) or a configured diffusers directory —
+in a generation slot like a chat answer. Every image is kept as a PNG file of the caller's
+(purpose "image_generation"), so a `url` answer can point at it.
 """
 
 import base64
@@ -17,7 +17,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from omnicoach.errors import OmnicoachError
-from omnicoach.images.decode import encode_png
 from omnicoach.images.zip_dataset import ZipDatasetError, read_training_zip
 from omnicoach.models.image_generator import DEFAULT_GUIDANCE
 from omnicoach.server.auth import CurrentUser
@@ -26,7 +25,6 @@ from omnicoach.server.openai_schemas import Seed
 from omnicoach.server.routes_classify import checked_prompt
 
 router = APIRouter(tags=["images"])
-PURPOSE = "image_generation"
 
 
 class GenerateRequest(BaseModel):
@@ -62,40 +60,28 @@ class OpenAIImageRequest(BaseModel):
 
 
 async def draw(request: Request, user: str, **settings) -> dict:
-    """Draw as SETTINGS say (ImageGenerator.generate's arguments); the stored pictures and how
-    they were drawn. A bad setting is a 400 naming it; no generator is a 500 naming the
-    command that trains one."""
+    """Draw as SETTINGS say (ImageGenerator.generate's arguments) through the assistant, in a
+    generation slot; the stored pictures and how they were drawn. A bad setting is a 400
+    naming it; no generator is a 500 naming the command that trains one."""
     state = request.app.state
     checked_prompt(settings["prompt"])
     try:
-        generator = await run_in_threadpool(state.registry.image_generator)
-    except OmnicoachError as exc:
-        raise from_domain_error(exc) from exc
-    if settings.get("steps") is None:
-        settings["steps"] = state.settings.image_steps
-    try:
+        await run_in_threadpool(state.registry.image_generator)
         async with state.runner.slot():
-            started = time.time()  # the drawing's own time, not its wait for a slot
-            images, seed, lora = await run_in_threadpool(generator.generate, **settings)
+            drawn = await run_in_threadpool(state.assistant.draw, user, **settings)
     except OmnicoachError as exc:
         raise from_domain_error(exc) from exc  # a bad setting's error names it (param)
-    seconds = time.time() - started
-    stored = []
-    for image in images:
-        png = encode_png(image)
-        file = await run_in_threadpool(
-            state.files.save, state.db, user, io.BytesIO(png), "drawing.png", PURPOSE
-        )
-        stored.append(
-            {
-                "file_id": file.id,
-                "url": f"{request.base_url}v1/files/{file.id}/content",
-                "png": png,
-                "size": f"{image.width}x{image.height}",
-            }
-        )
-    drawn = {"model": generator.name, "seed": seed, "steps": settings["steps"], "lora": lora}
-    return drawn | {"seconds": seconds, "images": stored}
+    images = [
+        {
+            "file_id": image.file_id,
+            "url": f"{request.base_url}v1/files/{image.file_id}/content",
+            "png": image.png,
+            "size": image.size,
+        }
+        for image in drawn.images
+    ]
+    used = {"model": drawn.model, "seed": drawn.seed, "steps": drawn.steps, "lora": drawn.lora}
+    return used | {"seconds": drawn.seconds, "images": images}
 
 
 @router.post("/generate")

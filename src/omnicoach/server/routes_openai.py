@@ -10,25 +10,13 @@ from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from omnicoach.errors import OmnicoachError
-from omnicoach.models.llm import SamplingParams
+from omnicoach.assistant import Answering, Done, Notice, Pictures, Routed, Sources, TextDelta, Usage
 from omnicoach.server.auth import CurrentUser
-from omnicoach.server.chat_audio import transcribe_audio_parts
-from omnicoach.server.chat_grounding import ground, wants_grounding
-from omnicoach.server.chat_images import (
-    IMAGE_PART_TYPES,
-    picture_answer,
-    store_pictures,
-    take_pictures,
-    visual_context,
-)
-from omnicoach.server.chat_routing import route_chat, routed_reply
-from omnicoach.server.conversation_turns import StoredConversation
-from omnicoach.server.errors import APIError, error_body, from_domain_error
-from omnicoach.server.openai_schemas import ChatCompletionRequest, ChatMessage, EmbeddingRequest
+from omnicoach.server.chat_request import turn_request
+from omnicoach.server.errors import APIError, error_body
+from omnicoach.server.openai_schemas import ChatCompletionRequest, EmbeddingRequest
 
 router = APIRouter(prefix="/v1", tags=["OpenAI-compatible"])
-SAMPLING_EPS = 1e-5  # vLLM's: a temperature or top_p below it means greedy decoding
 
 
 @router.get("/models")
@@ -61,129 +49,77 @@ def _model_card(registry, spec) -> dict:
     responses={200: {"content": {"text/event-stream": {}}}},  # with "stream": true
 )
 async def chat_completions(body: ChatCompletionRequest, request: Request, user: CurrentUser):
+    """The assistant's answer (assistant/): this route only turns the body into a turn and the
+    turn's events into OpenAI's JSON or event stream."""
     _refuse_unsupported(body)
+    state = request.app.state
+    turn = state.assistant.turn(turn_request(body, user, state.settings))
     # A server that would refuse the generation refuses now, before transcribing, routing and
     # retrieval spend time on an answer that will not be made.
-    request.app.state.runner.refuse_if_full()
-    # Spoken questions become their transcripts: the engine and the stored conversation see text.
-    warnings = await transcribe_audio_parts(body, request)
-    pictures = await take_pictures(body, request, user)  # decoded: a bad image is a 400 here
-    messages = [_plain_message(m, i) for i, m in enumerate(body.messages)]
-    for index, images in pictures.items():
-        messages[index]["pictures"] = images
-    conversation = None
-    if body.conversation_id is not None:
-        conversation = StoredConversation(
-            request.app.state.db,
-            user,
-            body.conversation_id,
-            store_pictures=lambda images: store_pictures(request, user, images),
-        )
-        messages = await run_in_threadpool(conversation.with_history, messages)
-    params = _sampling_params(body, request.app.state.settings)
-    llm = await run_in_threadpool(request.app.state.registry.chat, body.model)
-    messages, picture = await run_in_threadpool(visual_context, request, user, messages)
-    # A message with a picture is a question about it: not routed, answered by the vision
-    # model (retrieval would search the words alone: "how do I do this?" finds nothing useful).
-    route = None if picture is not None else await route_chat(request, messages)
-    # A picture request is drawn (or answered that drawing is not installed).
-    routed = await routed_reply(request, user, route, messages[-1]["content"] if route else "")
-    sources, images = [], []
-    if picture is not None:
-        vision = await run_in_threadpool(request.app.state.registry.vision)
-        model = vision.name
-        answered = None
-        if wants_grounding(body, request.app.state.settings):
-            answered = await picture_answer(request, messages, picture, params.max_tokens)
-        if answered is not None:  # the exercise named by the model, the facts from the KB
-            generation, sources = answered
-            if conversation is not None:
-                await run_in_threadpool(conversation.save_question)
-            deltas = generation.deltas()
-        else:
-            try:
-                generation = await run_in_threadpool(vision.stream, messages, picture, params)
-            except OmnicoachError as exc:
-                raise from_domain_error(exc, param="messages") from exc
-            deltas = await _start(request, generation, conversation)
-    elif routed is not None:
-        generation, model, images = routed
-        if conversation is not None:
-            await run_in_threadpool(conversation.save_question)
-        deltas = generation.deltas()
-    else:
-        if wants_grounding(body, request.app.state.settings):
-            messages, sources, link_warnings = await ground(request, messages, llm.count_tokens)
-            warnings += link_warnings
-        model = llm.name
-        try:
-            generation = llm.stream(messages, params)  # validates and tokenises: errors are 400s
-        except OmnicoachError as exc:
-            raise from_domain_error(exc, param="messages") from exc
-        deltas = await _start(request, generation, conversation)
-    if conversation is not None:
-        deltas = conversation.recorded(deltas, model, sources, images)
+    state.runner.refuse_if_full()
+    stream = state.runner.start(turn)
+    head = await stream.head()  # a failure before the answer starts is this response's status
+    answering = head[-1]
     completion_id = f"chatcmpl-{uuid.uuid4().hex}"
     created = int(time.time())
-    # Extensions: answers in a conversation name it; a routed message says where it went.
-    extra = {"conversation_id": conversation.id} if conversation is not None else {}
-    if route is not None:
-        extra["route"] = {"label": route.label, "confidence": round(route.confidence, 4)}
-    if sources:  # what the answer's [1], [2]… refer to
-        extra["sources"] = sources
-    if images:  # the pictures drawn for it, as stored files
-        base = f"{request.base_url}v1/files"
-        extra["images"] = [{"file_id": i, "url": f"{base}/{i}/content"} for i in images]
-    if warnings:  # Extension: a doubtful transcript, a link that could not be read.
-        extra["warnings"] = warnings
+    extra = _extensions(head, f"{request.base_url}v1/files")
     if body.stream:
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
-        events = _sse_chunks(
-            deltas, generation, completion_id, created, model, include_usage, extra
-        )
+        events = _sse_chunks(stream, completion_id, created, answering.model, include_usage, extra)
         return StreamingResponse(
             events, media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
         )
-
-    text = "".join([delta async for delta in deltas])
+    parts, usage, finish_reason = [], None, "stop"
+    async for event in stream:
+        if isinstance(event, TextDelta):
+            parts.append(event.text)
+        elif isinstance(event, Usage):
+            usage = event
+        elif isinstance(event, Done):
+            finish_reason = event.finish_reason
     return {
         "id": completion_id,
         "object": "chat.completion",
         "created": created,
-        "model": model,
+        "model": answering.model,
         "choices": [
             {
                 "index": 0,
-                "message": {"role": "assistant", "content": text},
-                "finish_reason": generation.finish_reason,
+                "message": {"role": "assistant", "content": "".join(parts)},
+                "finish_reason": finish_reason,
             }
         ],
-        "usage": _usage(generation),
+        "usage": _usage(usage),
         **extra,
     }
 
 
-async def _start(request, generation, conversation):
-    """Take a place in the runner, store the question, start generating: the deltas."""
-    runner = request.app.state.runner
-    await runner.admit()
-    try:
-        # A remote LLM's answer (models/remote_llm.py) starts here: an unreachable or refusing
-        # remote is this response's status, not an error inside a started stream, and a
-        # question that got no answer is not stored.
-        if (connect := getattr(generation, "connect", None)) is not None:
-            await run_in_threadpool(connect)
-        if conversation is not None:  # stored before the answer starts: it is never lost
-            await run_in_threadpool(conversation.save_question)
-    except BaseException:
-        generation.close()
-        runner.release()
-        raise
-    return runner.start(generation)
+def _extensions(head: list, files_url: str) -> dict:
+    """What omnicoach adds to OpenAI's response: the conversation an answer belongs to, where
+    the router sent the message, the sources [1], [2]… refer to, the pictures drawn for it,
+    and warnings (a doubtful transcript, a link that could not be read)."""
+    extra: dict = {}
+    warnings = []
+    for event in head:
+        if isinstance(event, Answering) and event.conversation_id is not None:
+            extra["conversation_id"] = event.conversation_id
+        elif isinstance(event, Routed):
+            extra["route"] = {"label": event.label, "confidence": round(event.confidence, 4)}
+        elif isinstance(event, Sources):
+            extra["sources"] = event.items
+        elif isinstance(event, Pictures):
+            extra["images"] = [
+                {"file_id": i, "url": f"{files_url}/{i}/content"} for i in event.file_ids
+            ]
+        elif isinstance(event, Notice):
+            warnings.append(event.text)
+    if warnings:
+        extra["warnings"] = warnings
+    return extra
 
 
 async def _sse_chunks(
-    deltas, generation, completion_id, created, model, include_usage, extra
+    stream, completion_id, created, model, include_usage, extra
 ) -> AsyncIterator[str]:
     def event(body: dict) -> str:
         return f"data: {json.dumps(body)}\n\n"
@@ -196,23 +132,29 @@ async def _sse_chunks(
         return [{"index": 0, "delta": delta, "finish_reason": finish_reason}]
 
     yield chunk(choice({"role": "assistant", "content": ""}))
+    usage = None
     try:
-        async for delta in deltas:
-            yield chunk(choice({"content": delta}))
+        async for item in stream:
+            if isinstance(item, TextDelta):
+                yield chunk(choice({"content": item.text}))
+            elif isinstance(item, Usage):
+                usage = item
+            elif isinstance(item, Done):
+                yield chunk(choice({}, item.finish_reason))
     except Exception as exc:  # headers are sent: report in-band, as OpenAI does
         yield event(error_body(f"generation failed: {exc}", "server_error"))
         return
-    yield chunk(choice({}, generation.finish_reason))
     if include_usage:
-        yield chunk([], usage=_usage(generation))
+        yield chunk([], usage=_usage(usage))
     yield "data: [DONE]\n\n"
 
 
-def _usage(generation) -> dict:
+def _usage(usage: Usage | None) -> dict:
+    prompt, completion = (usage.prompt_tokens, usage.completion_tokens) if usage else (0, 0)
     return {
-        "prompt_tokens": generation.prompt_tokens,
-        "completion_tokens": generation.completion_tokens,
-        "total_tokens": generation.prompt_tokens + generation.completion_tokens,
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
     }
 
 
@@ -223,55 +165,6 @@ def _refuse_unsupported(body: ChatCompletionRequest) -> None:
         raise APIError(400, "tools (function calling) are not supported", param="tools")
     if body.logprobs:
         raise APIError(400, "logprobs are not supported", param="logprobs")
-
-
-def _plain_message(message: ChatMessage, index: int) -> dict:
-    """Our engine takes text: join text parts (pictures travel beside it, see chat_images),
-    refuse every other part rather than drop it."""
-    if message.role == "tool":
-        raise APIError(400, "tool messages are not supported", param=f"messages[{index}].role")
-    role = "system" if message.role == "developer" else message.role
-    content = message.content
-    if content is None:
-        raise APIError(400, "message content is missing", param=f"messages[{index}].content")
-    if isinstance(content, list):
-        texts = []
-        for j, part in enumerate(content):
-            if part.type in IMAGE_PART_TYPES:  # decoded already (take_pictures)
-                continue
-            if part.type != "text" or part.text is None:
-                raise APIError(
-                    400,
-                    f"content part type {part.type!r} is not supported; send text, image_url "
-                    "or input_audio parts",
-                    param=f"messages[{index}].content[{j}]",
-                    code="unsupported_content_part",
-                )
-            texts.append(part.text)
-        content = "\n".join(texts)
-    return {"role": role, "content": content}
-
-
-def _sampling_params(body: ChatCompletionRequest, settings) -> SamplingParams:
-    # Ranges were checked by the schema (422 naming the field); the engine checks them again.
-    defaults = SamplingParams()
-    stop = [body.stop] if isinstance(body.stop, str) else (body.stop or [])
-    # A temperature or top_p below vLLM's epsilon asks for greedy decoding (their limit), and is
-    # decoded so: in the sampler's float32 they overflow (1e-300 made every logit inf) or round
-    # to 0, which fails the sampling step.
-    greedy = any(v is not None and v < SAMPLING_EPS for v in (body.temperature, body.top_p))
-    temperature = defaults.temperature if body.temperature is None else body.temperature
-    return SamplingParams(
-        max_tokens=body.max_completion_tokens or body.max_tokens or settings.default_max_tokens,
-        temperature=0.0 if greedy else temperature,
-        top_p=defaults.top_p if body.top_p is None else body.top_p,
-        seed=body.seed,
-        stop=stop,
-        frequency_penalty=body.frequency_penalty or 0.0,
-        presence_penalty=body.presence_penalty or 0.0,
-        repetition_penalty=body.repetition_penalty or defaults.repetition_penalty,
-        ignore_eos=body.ignore_eos,
-    )
 
 
 @router.post("/embeddings")

@@ -1,4 +1,4 @@
-"""Chatting into a stored conversation: history in, both new turns out.
+"""A turn in a stored conversation: history in, both new turns out.
 
 The user's new messages are saved before the answer starts. The answer is stored as it streams:
 inserted with status "generating" when it starts, its text saved again at most every
@@ -12,23 +12,22 @@ import logging
 import math
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-
-from starlette.concurrency import run_in_threadpool
 
 from omnicoach import conversations
 from omnicoach.db import Database
-from omnicoach.server.errors import APIError
+from omnicoach.errors import ConflictError, InvalidRequestError
 
 log = logging.getLogger(__name__)
 
 # How often a streaming answer's text is saved, at most. A lost tail is at most this long;
 # each save is one small UPDATE (SQLite serialises writers, so fewer is kinder to the others).
 PROGRESS_INTERVAL_S = 0.5
-# The progress saves of every stream, one at a time off the event loop: a stream never waits
-# for one (nor for the SQLite write lock), and they cannot pile up (see LiveAnswer.progress).
-_progress_writer = ThreadPoolExecutor(1, thread_name_prefix="answer-progress")
+# The answers' first inserts and progress saves, one at a time on their own thread: a stream
+# never waits for one (nor for the SQLite write lock), and they cannot pile up (see
+# LiveAnswer.progress).
+_answer_writer = ThreadPoolExecutor(1, thread_name_prefix="answer-progress")
 
 
 class StoredConversation:
@@ -54,19 +53,18 @@ class StoredConversation:
         self.new_turns = [m for m in messages if m["role"] != "system"]
         # No new turn: answer the stored last question again (regenerate).
         if not self.new_turns and history and history[-1].status == conversations.GENERATING:
-            raise APIError(
-                409,
+            raise ConflictError(
                 "the conversation's last answer is still being generated: wait for it, or "
                 "stop it and delete it to regenerate",
-                param="messages",
                 code="answer_in_progress",
+                param="messages",
             )
         if not self.new_turns and (not history or history[-1].role != "user"):
-            raise APIError(
-                400,
-                "messages holds no new user turn and the conversation does not end with one",
-                param="messages",
+            error = InvalidRequestError(
+                "messages holds no new user turn and the conversation does not end with one"
             )
+            error.param = "messages"
+            raise error
         # An answer still "generating" belongs to a concurrent request (a dead server's are
         # marked "incomplete" at start): its text is a moving, half-written prefix, so it is
         # left out of this prompt, as if that question were still unanswered, rather than fed
@@ -89,32 +87,30 @@ class StoredConversation:
                 self.db, self.user, self.id, turn["role"], turn["content"], images=images
             )
 
-    async def recorded(
-        self, deltas: AsyncIterator[str], model: str, sources: list[dict], images=None
-    ):
+    def recorded(
+        self, deltas: Iterator[str], model: str, sources: list[dict], images=None
+    ) -> Iterator[str]:
         """Pass the deltas through, storing the answer as it streams and once they end,
         however they end, with IMAGES (ids of stored files, e.g. a drawing) when given."""
         answer = LiveAnswer(self, model, sources, images, self.progress_interval)
         parts: list[str] = []
         finished = False
         try:
-            # The generation already runs (GenerationRunner.start), so this insert overlaps
-            # the prompt's prefill instead of delaying the first delta.
-            await run_in_threadpool(answer.start)
-            async for delta in deltas:
+            # Inserted on the writer's thread, so the insert overlaps the prompt's prefill
+            # instead of delaying the first delta.
+            _answer_writer.submit(answer.start)
+            for delta in deltas:
                 parts.append(delta)
                 yield delta
                 answer.progress(parts)  # after the delta was handed on towards the client
             finished = True
         finally:
-            # Synchronous: this also runs while the request is being cancelled (client gone),
-            # when an await here would be cancelled in turn.
             status = conversations.COMPLETE if finished else conversations.INCOMPLETE
             answer.finish("".join(parts), status)
 
 
 class LiveAnswer:
-    """One answer's row while it streams: inserted "generating" (start, on a worker thread),
+    """One answer's row while it streams: inserted "generating" (start, on the writer thread),
     its text saved at most every INTERVAL seconds (progress, never waited for), then its final
     text and status (finish). Exactly one row per answer, whatever order these run in."""
 
@@ -147,7 +143,7 @@ class LiveAnswer:
                 log.exception("could not store the answer in conversation %s", self.conversation.id)
 
     def progress(self, parts: list[str]) -> None:
-        """Save the text so far if INTERVAL has passed since the last save (event loop)."""
+        """Save the text so far if INTERVAL has passed since the last save."""
         if self.id is None or self.finished:
             return
         now = time.monotonic()
@@ -156,7 +152,7 @@ class LiveAnswer:
         if self._saving is not None and not self._saving.done():
             return  # the writer is behind (a busy database): the next save carries more text
         self._saved_at = now
-        self._saving = _progress_writer.submit(self._save_progress, self.id, "".join(parts))
+        self._saving = _answer_writer.submit(self._save_progress, self.id, "".join(parts))
 
     def _save_progress(self, message_id: int, text: str) -> None:
         try:
