@@ -23,9 +23,15 @@ def omnicoach(*args, stdin=None, env=None):
     )
 
 
-def test_one_question_streams_an_answer(tuned_llm):
+def test_one_question_streams_the_models_own_answer_without_grounding(tuned_llm):
     result = omnicoach(
-        "chat", "How do I do downward dog safely?", "--temperature", "0", "--max-tokens", "20"
+        "chat",
+        "How do I do downward dog safely?",
+        "--no-rag",
+        "--temperature",
+        "0",
+        "--max-tokens",
+        "20",
     )
     assert result.returncode == 0, result.stderr
     # Same words as the default (fine-tuned) model's own greedy answer with the same settings.

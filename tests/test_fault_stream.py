@@ -5,7 +5,6 @@ finished once) and the start-up recovery. Then a real server killed with SIGKILL
 and a new one on the same data dir.
 """
 
-import asyncio
 import json
 import sqlite3
 import time
@@ -14,12 +13,12 @@ import httpx
 import pytest
 
 from omnicoach import conversations
+from omnicoach.assistant import conversation
+from omnicoach.assistant.conversation import StoredConversation
 from omnicoach.db import Database
 from omnicoach.db.schema import LOCAL_USER_ID, Message
+from omnicoach.errors import ConflictError
 from omnicoach.process_owner import this_process
-from omnicoach.server import conversation_turns
-from omnicoach.server.conversation_turns import StoredConversation
-from omnicoach.server.errors import APIError
 from tests.conftest import dead_process
 from tests.server_process import ServerProcess
 
@@ -43,15 +42,15 @@ def asked(db) -> str:
     return cid
 
 
-async def words(pause: float = 0.0):
+def words(pause: float = 0.0):
     for word in WORDS:
-        await asyncio.sleep(pause)
+        time.sleep(pause)
         yield word
 
 
 def saved_by_now() -> None:
     """Wait for the progress saves submitted so far (one writer thread, in order)."""
-    conversation_turns._progress_writer.submit(lambda: None).result(timeout=30)
+    conversation._answer_writer.submit(lambda: None).result(timeout=30)
 
 
 def stored(db, cid) -> list:
@@ -63,9 +62,9 @@ def test_the_answer_is_stored_as_it_streams_at_a_bounded_rate(db):
     turns = StoredConversation(db, LOCAL_USER_ID, cid)
     turns.progress_interval = 3600  # after the first delta, nothing until the end
 
-    async def scenario():
+    def scenario():
         answer = turns.recorded(words(), CHAT, [])
-        received = [await anext(answer) for _ in range(10)]
+        received = [next(answer) for _ in range(10)]
         saved_by_now()
         question, live = stored(db, cid)
         # One row from the start, "generating", with the first delta (saved at once) only.
@@ -78,14 +77,14 @@ def test_the_answer_is_stored_as_it_streams_at_a_bounded_rate(db):
         prompt = other.with_history([{"role": "user", "content": "And a follow-up?"}])
         assert [m["content"] for m in prompt] == [QUESTION, "And a follow-up?"]
         # ...and cannot start a second answer to the same question while this one streams.
-        with pytest.raises(APIError) as refused:
+        with pytest.raises(ConflictError) as refused:
             other.with_history([])
-        assert refused.value.status == 409 and refused.value.code == "answer_in_progress"
+        assert refused.value.code == "answer_in_progress"
 
-        received += [delta async for delta in answer]
+        received += list(answer)
         return received
 
-    received = asyncio.run(scenario())
+    received = scenario()
     assert received == WORDS
     messages = stored(db, cid)
     assert [(m.role, m.status) for m in messages] == [
@@ -103,16 +102,13 @@ def test_each_save_holds_what_was_handed_on_before_it(db):
     turns = StoredConversation(db, LOCAL_USER_ID, cid)
     turns.progress_interval = 0  # a save at every delta the writer is free for
 
-    async def scenario():
-        answer = turns.recorded(words(), CHAT, [])
-        for k in range(1, 8):
-            await anext(answer)  # delta k-1 out; the save before it holds deltas 0..k-2
-            saved_by_now()
-            assert stored(db, cid)[1].content == "".join(WORDS[: k - 1])
-            assert stored(db, cid)[1].status == "generating"
-        await answer.aclose()
-
-    asyncio.run(scenario())
+    answer = turns.recorded(words(), CHAT, [])
+    for k in range(1, 8):
+        next(answer)  # delta k-1 out; the save before it holds deltas 0..k-2
+        saved_by_now()
+        assert stored(db, cid)[1].content == "".join(WORDS[: k - 1])
+        assert stored(db, cid)[1].status == "generating"
+    answer.close()
 
 
 def test_an_answer_cut_short_ends_incomplete_and_stays_so(db):
@@ -120,13 +116,9 @@ def test_an_answer_cut_short_ends_incomplete_and_stays_so(db):
     turns = StoredConversation(db, LOCAL_USER_ID, cid)
     turns.progress_interval = 0
 
-    async def scenario():
-        answer = turns.recorded(words(pause=0.001), CHAT, [])
-        received = [await anext(answer) for _ in range(5)]
-        await answer.aclose()  # what a client that leaves does to it
-        return received
-
-    received = asyncio.run(scenario())
+    answer = turns.recorded(words(pause=0.001), CHAT, [])
+    received = [next(answer) for _ in range(5)]
+    answer.close()  # what a client that leaves does to it
     messages = stored(db, cid)
     assert [m.role for m in messages] == ["user", "assistant"]
     assert messages[1].status == "incomplete" and messages[1].content == "".join(received)
@@ -139,14 +131,12 @@ def test_an_answer_deleted_while_it_streams_stays_deleted(db):
     cid = asked(db)
     turns = StoredConversation(db, LOCAL_USER_ID, cid)
 
-    async def scenario():
-        answer = turns.recorded(words(), CHAT, [])
-        await anext(answer)
-        live = stored(db, cid)[1]
-        conversations.truncate(db, LOCAL_USER_ID, cid, live.id)  # edit / regenerate
-        assert [delta async for delta in answer]  # the stream goes on for its client
-
-    asyncio.run(scenario())
+    answer = turns.recorded(words(), CHAT, [])
+    next(answer)
+    saved_by_now()
+    live = stored(db, cid)[1]
+    conversations.truncate(db, LOCAL_USER_ID, cid, live.id)  # edit / regenerate
+    assert list(answer)  # the stream goes on for its client
     assert [m.role for m in stored(db, cid)] == ["user"]
 
 

@@ -8,6 +8,7 @@ import pytest
 
 from omnicoach.knowledge.base import Passage, knowledge_passages
 from omnicoach.knowledge.grounding import grounded_messages, retrieve, within_budget
+from omnicoach.knowledge.library import Knowledge
 from tests.conftest import REPO
 from tests.server_process import ServerProcess
 from tests.test_links import start_server
@@ -16,8 +17,9 @@ CHAT = "smollm2-135m-instruct"
 
 
 @pytest.fixture(scope="module")
-def knowledge(registry):
-    return registry.knowledge()
+def knowledge(settings, embedder):
+    """The passage index the assistant searches (knowledge/library.py)."""
+    return Knowledge(embedder, settings.model_cache_dir).index
 
 
 def test_the_knowledge_base_passes_its_validator():
@@ -30,12 +32,12 @@ def test_the_knowledge_base_passes_its_validator():
 def test_every_exercise_has_a_passage_per_aspect_in_each_language():
     passages = knowledge_passages()
     ids = {p.id for p in passages}
-    assert len(passages) >= 80 * 2 * 5
+    assert len(passages) >= 80 * 2 * 6
     for p in passages:
         assert p.id.replace(":en:", ":bn:") in ids and p.id.replace(":bn:", ":en:") in ids
         assert p.text and p.names and p.source == "knowledge base"
     aspects = {p.id.rsplit(":", 1)[1] for p in passages}
-    assert aspects == {"about", "steps", "mistakes", "cautions", "beginner"}
+    assert aspects == {"about", "steps", "mistakes", "cautions", "beginner", "benefits"}
     steps = next(p for p in passages if p.id == "kb:boat-pose:en:steps")
     assert steps.title == "Boat Pose (Paripurna Navasana) — How to do it" and "1. " in steps.text
 

@@ -232,7 +232,8 @@ class Answering:
         then has max_tokens less the prefix's tokens)."""
         if prefix is None:
             return _checked(self.llm.stream, messages, self.params)
-        fixed = FixedReply(prefix, self.llm.tokenizer, self.params.max_tokens)  # counts toward it
+        tokenizer, stop = self.llm.tokenizer, self.params.stop
+        fixed = FixedReply(prefix, tokenizer, self.params.max_tokens, stop=stop)  # counts in it
         left = self.params.max_tokens - fixed.completion_tokens
         if left < 1:
             return fixed
@@ -240,10 +241,22 @@ class Answering:
         return PrefixedReply(fixed, _checked(self.llm.stream, messages, params))
 
     def _fixed(self, messages, text: str, sources=None) -> Plan:
-        prompt_tokens = sum(self.llm.count_tokens(m["content"]) for m in messages)
-        limit = self.request.max_tokens
-        reply = FixedReply(text, self.llm.tokenizer, limit, prompt_tokens)
+        """TEXT as the answer. Its usage counts the conversation as the chat model would
+        have read it (its template and system prompt included), so that usage means the same
+        whoever wrote the answer."""
+        read = _for_template(messages, self.llm.default_system_prompt)
+        prompt_tokens = self.llm.count_tokens(self.llm.render(read))
+        limit, stop = self.request.max_tokens, self.params.stop
+        reply = FixedReply(text, self.llm.tokenizer, limit, prompt_tokens, stop)
         return Plan(reply, self.llm.name, False, sources or [])
+
+
+def _for_template(messages: list[dict], system_prompt: str) -> list[dict]:
+    """MESSAGES as a chat template takes them, with SYSTEM_PROMPT first when none is."""
+    plain = [{"role": m["role"], "content": m["content"]} for m in messages]
+    if system_prompt and not any(m["role"] == "system" for m in plain):
+        plain.insert(0, {"role": "system", "content": system_prompt})
+    return plain
 
 
 def _with_advice(check, lang: str, text: str) -> str:

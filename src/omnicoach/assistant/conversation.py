@@ -143,8 +143,9 @@ class LiveAnswer:
                 log.exception("could not store the answer in conversation %s", self.conversation.id)
 
     def progress(self, parts: list[str]) -> None:
-        """Save the text so far if INTERVAL has passed since the last save."""
-        if self.id is None or self.finished:
+        """Save the text so far if INTERVAL has passed since the last save. The save runs on
+        the writer thread after the insert (one thread, in order), never waited for here."""
+        if self.finished:
             return
         now = time.monotonic()
         if now - self._saved_at < self.interval:
@@ -152,13 +153,15 @@ class LiveAnswer:
         if self._saving is not None and not self._saving.done():
             return  # the writer is behind (a busy database): the next save carries more text
         self._saved_at = now
-        self._saving = _answer_writer.submit(self._save_progress, self.id, "".join(parts))
+        self._saving = _answer_writer.submit(self._save_progress, "".join(parts))
 
-    def _save_progress(self, message_id: int, text: str) -> None:
+    def _save_progress(self, text: str) -> None:
+        if self.id is None:  # the insert failed, or finish() wrote the row already
+            return
         try:
-            conversations.update_generating(self.conversation.db, message_id, text)
+            conversations.update_generating(self.conversation.db, self.id, text)
         except Exception:  # the final write (or a restart's recovery) still comes
-            log.warning("could not save the answer so far (msg_%s)", message_id, exc_info=True)
+            log.warning("could not save the answer so far (msg_%s)", self.id, exc_info=True)
 
     def finish(self, text: str, status: str) -> None:
         """The final text and status. A progress save still in flight cannot undo this: it

@@ -18,7 +18,14 @@ WORD = re.compile(r"\s*\S+|\s+$")
 
 
 class FixedReply:
-    def __init__(self, text: str, tokenizer, max_tokens: int | None, prompt_tokens: int = 0):
+    """TEXT as an answer: cut at the first of the STOP strings (as a generation stops there),
+    then at MAX_TOKENS of TOKENIZER's tokens."""
+
+    def __init__(
+        self, text: str, tokenizer, max_tokens: int | None, prompt_tokens: int = 0, stop=()
+    ):
+        ends = [i for i in (text.find(s) for s in stop if s) if i >= 0]
+        text = text[: min(ends)] if ends else text
         ids = tokenizer(text, add_special_tokens=False)["input_ids"]
         cut = max_tokens is not None and len(ids) > max_tokens
         self.text = tokenizer.decode(ids[:max_tokens]) if cut else text

@@ -55,11 +55,17 @@ class JobContext:
     """
 
     def __init__(
-        self, job: Job, settings: Settings, db: Database, registry: Callable[[], ModelRegistry]
+        self,
+        job: Job,
+        settings: Settings,
+        db: Database,
+        registry: Callable[[], ModelRegistry],
+        serving_registry: Callable[[], ModelRegistry] | None = None,
     ):
         self.job_id, self.user_id = job.id, job.user_id
         self.settings, self.db = settings, db
         self._registry = registry
+        self._serving_registry = serving_registry or registry
         self.artifact_dir: Path = settings.jobs_dir / job.id
         self.artifacts: list[str] = []
         self._progress: float | None = None
@@ -70,6 +76,12 @@ class JobContext:
     def registry(self) -> ModelRegistry:
         """The worker's models, created on first use and shared by its jobs."""
         return self._registry()
+
+    @property
+    def serving_registry(self) -> ModelRegistry:
+        """The worker's models as the server runs them (the fast chat engine), created on
+        first use: for jobs that must answer exactly as the server does."""
+        return self._serving_registry()
 
     def progress(self, fraction: float) -> None:
         self._progress = min(max(fraction, 0.0), 1.0)

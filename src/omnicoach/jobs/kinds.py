@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from omnicoach.jobs import (
+    chat_job,
     image_lora_job,
     perplexity_job,
     pretrain_job,
@@ -38,6 +39,14 @@ class JobKind:
 KINDS: dict[str, JobKind] = {
     kind.name: kind
     for kind in (
+        JobKind(
+            name="chat",
+            description="Answer many conversations (an uploaded JSONL, or questions) through "
+            "the assistant, as the chat API would; the answers with their sources.",
+            params=chat_job.ChatParams,
+            run=chat_job.run,
+            prepare=chat_job.prepare,
+        ),
         JobKind(
             name="perplexity",
             description="Perplexity of a chat model on an uploaded text file (sliding window).",

@@ -38,12 +38,20 @@ class JobRunner:
         """
         return ModelRegistry(self.settings.model_copy(update={"engine": "transformers"}))
 
+    @cached_property
+    def serving_registry(self) -> ModelRegistry:
+        """The models as the server runs them (the fast chat engine), for jobs that answer
+        as the server does (the "chat" kind): the same engine gives the same answers."""
+        return ModelRegistry(self.settings)
+
     def __call__(self, job_id: str) -> None:
         job = store.start(self.db, job_id, self.worker)
         if job is None:
             logger.info("%s: not queued any more (cancelled?), skipped", job_id)
             return
-        ctx = JobContext(job, self.settings, self.db, lambda: self.registry)
+        ctx = JobContext(
+            job, self.settings, self.db, lambda: self.registry, lambda: self.serving_registry
+        )
         try:
             kind = self.kinds.get(job.kind)
             if kind is None:

@@ -37,7 +37,7 @@ CUES = {
     ),
     "cautions": (
         r"safe|safety|precaution|caution|contraindicat|who should(n'?t| not)? (avoid|skip|do)|"
-        r"should (i|we) (avoid|skip)|risk|danger|injur|hurt|pregnan|blood pressure|"
+        r"should (i|we) skip|avoid (it|this)\b|risk|danger|injur|hurt|pregnan|blood pressure|"
         r"glaucoma|surgery|okay for me|ok for me|bad for|harm|warning|contra|নিরাপদ|সতর্ক|ঝুঁকি|"
         r"এড়িয়ে চল|উচিত নয়|উচিত না|ক্ষতি|গর্ভ|রক্তচাপ|চোট|আঘাত|অস্ত্রোপচার|সার্জারি|নিষেধ|বারণ|"
         r"না করাই|সবাই কি|সবার জন্য|careful|take care"
