@@ -31,9 +31,11 @@ def data_dir(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def server(data_dir):
-    with ServerProcess(data_dir / "server.log", data_dir=data_dir) as process:
-        with worker_process(data_dir / "worker.log", data_dir=data_dir):
-            yield process
+    with (
+        ServerProcess(data_dir / "server.log", data_dir=data_dir) as process,
+        worker_process(data_dir / "worker.log", data_dir=data_dir),
+    ):
+        yield process
 
 
 def through_the_api(server, question: str) -> dict:
