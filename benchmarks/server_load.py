@@ -5,9 +5,13 @@ p50/p95, aggregate completion tok/s, and errors (which must be 0). Beside it, in
 the engine called in-process with one stream, as the reference without HTTP.
 
     .venv/bin/python benchmarks/server_load.py [--clients 1 4 16] [--max-tokens 64] [--model M]
+                                               [--answer-modes grounded generative]
 
 The model is the default chat model (the fine-tuned smollm2-135m-yoga) unless --model names
-another, e.g. the base smollm2-135m-instruct.
+another, e.g. the base smollm2-135m-instruct. Each answer mode runs on the same server, in
+turn: "grounded" (the default: an answer about a knowledge-base exercise is written from its
+entry) and "generative" (the chat model writes it from the entry's passages, as retrieval-
+augmented answers did before grounded ones existed).
 """
 
 import argparse
@@ -36,9 +40,12 @@ PROMPTS = [
 ]
 
 
-async def one_client(http: httpx.AsyncClient, i: int, max_tokens: int, model: str) -> dict:
+async def one_client(
+    http: httpx.AsyncClient, i: int, max_tokens: int, model: str, mode: str
+) -> dict:
     body = {
         "model": model,
+        "answer_mode": mode,
         "messages": [{"role": "user", "content": PROMPTS[i % len(PROMPTS)]}],
         "max_tokens": max_tokens,
         "temperature": 0,
@@ -71,16 +78,17 @@ async def warm_up(url: str, model: str) -> None:
         (await http.post("/v1/chat/completions", json=body)).raise_for_status()
 
 
-async def load(url: str, clients: int, max_tokens: int, model: str) -> dict:
+async def load(url: str, clients: int, max_tokens: int, model: str, mode: str) -> dict:
     async with httpx.AsyncClient(base_url=url, timeout=600) as http:
         start = time.perf_counter()
         results = await asyncio.gather(
-            *(one_client(http, i, max_tokens, model) for i in range(clients))
+            *(one_client(http, i, max_tokens, model, mode) for i in range(clients))
         )
         wall = time.perf_counter() - start
     ok = [r for r in results if "error" not in r]
     ttfts = sorted(r["ttft"] for r in ok)
     return {
+        "mode": mode,
         "clients": clients,
         "ttft_p50_s": round(statistics.median(ttfts), 3) if ttfts else None,
         "ttft_p95_s": round(ttfts[min(len(ttfts) - 1, int(0.95 * len(ttfts)))], 3)
@@ -123,6 +131,10 @@ def main() -> None:
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 4, 16])
     parser.add_argument("--max-tokens", type=int, default=64)
     parser.add_argument("--model", default=TUNED_CHAT_MODEL)
+    parser.add_argument(
+        "--answer-modes", nargs="+", default=["grounded", "generative"],
+        choices=["grounded", "generative"],
+    )  # fmt: skip
     args = parser.parse_args()
 
     reference = in_process_reference(args.max_tokens, args.model)
@@ -139,11 +151,15 @@ def main() -> None:
         # One request first, not counted: it loads a model that is not the default, and the
         # knowledge index.
         asyncio.run(warm_up(server.url, args.model))
-        rows = [asyncio.run(load(server.url, n, args.max_tokens, args.model)) for n in args.clients]
-    print("| clients | TTFT p50 | TTFT p95 | aggregate tok/s | errors |")
-    print("|---|---|---|---|---|")
+        rows = [
+            asyncio.run(load(server.url, n, args.max_tokens, args.model, mode))
+            for mode in args.answer_modes
+            for n in args.clients
+        ]
+    print("| answers | clients | TTFT p50 | TTFT p95 | aggregate tok/s | errors |")
+    print("|---|---|---|---|---|---|")
     for r in rows:
-        cells = [r["clients"], f"{r['ttft_p50_s']} s", f"{r['ttft_p95_s']} s"]
+        cells = [r["mode"], r["clients"], f"{r['ttft_p50_s']} s", f"{r['ttft_p95_s']} s"]
         cells += [r["aggregate_tok_s"], r["errors"]]
         print("| " + " | ".join(str(c) for c in cells) + " |")
 

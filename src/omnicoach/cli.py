@@ -42,7 +42,9 @@ def _global_options(
     global _debug
     _debug = debug
     logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="%(message)s")
-    logging.getLogger("omnicoach").setLevel(logging.DEBUG if debug else logging.INFO)
+    # Ours, and huey's (a worker's "consumer started", "… executed in"), are for the user.
+    for name in ("omnicoach", "huey"):
+        logging.getLogger(name).setLevel(logging.DEBUG if debug else logging.INFO)
     if not debug:
         # The libraries' chatter — loading progress bars, "Loading SentenceTransformer model",
         # deprecation notices meant for the libraries' own users — is not for ours.
@@ -52,7 +54,7 @@ def _global_options(
         warnings.filterwarnings("ignore", category=DeprecationWarning)
 
 
-_EVAL_SECTIONS = "wer, router, sft, vlm, imagegen, pretrain"  # evaluation/report.SECTIONS
+_EVAL_SECTIONS = "wer, router, sft, facts, vlm, imagegen, pretrain"  # report.SECTIONS
 
 
 def _registry() -> tuple[Settings, ModelRegistry]:
@@ -732,6 +734,47 @@ def eval_sft_command(
     report = evaluation.run(per_cell, perplexity_per_cell, seed)
     write_report(report, out)
     print(markdown_report(report))
+    err.print(f"Wrote {out}/README.md and results.json")
+
+
+@eval_app.command("facts")
+def eval_facts_command(
+    out: Annotated[Path, typer.Option(help="Report directory.")] = Path("reports/facts"),
+    questions: Annotated[Path, typer.Option(help="A question set (JSONL).")] = Path(
+        "data/fact-questions/test.jsonl"
+    ),
+    configs: Annotated[
+        str | None,
+        typer.Option(
+            help="answer_mode:model pairs, e.g. grounded:smollm2-135m-yoga; default: grounded "
+            "and generative, each with the fine-tune and its base."
+        ),
+    ] = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="Only the first N questions.")] = None,
+) -> None:
+    """Fact accuracy on held-out questions about the knowledge base's exercises (English and
+    Bengali), answered through the assistant: grounded vs generative, base vs fine-tune."""
+    from tqdm import tqdm
+
+    from omnicoach.assistant import Assistant
+    from omnicoach.evaluation.facts import (
+        FactEvaluation,
+        load_questions,
+        markdown_report,
+        parse_configs,
+        write_report,
+    )
+
+    try:
+        chosen = parse_configs(configs)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    settings, registry = _registry()
+    items = load_questions(questions)[:limit]
+    evaluation = FactEvaluation(Assistant(settings, registry), items, err.print, tqdm)
+    report = evaluation.run(chosen)
+    write_report(report, out, str(questions))
+    print("\n".join(markdown_report(report, str(questions))))
     err.print(f"Wrote {out}/README.md and results.json")
 
 

@@ -66,7 +66,8 @@ class Subject:
 
 
 class Answering:
-    """One turn's answer. TURN gives the assistant, the request, the chat model and gates."""
+    """One turn's answer: ASSISTANT (its knowledge, models, pictures and gates), the
+    REQUEST, the chat model LLM, whether to ground it, and who writes the facts (MODE)."""
 
     def __init__(self, assistant, request, llm, grounding: bool, mode: str):
         self.assistant, self.request, self.llm = assistant, request, llm

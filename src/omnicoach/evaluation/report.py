@@ -11,6 +11,7 @@ its headline figures. The sections, in the order they run:
 - wer: speech to text, word error rate on the speech tests' sentences (espeak-ng and Piper);
 - router: accuracy, macro-F1 and confusion of the shipped prompt router on its test split;
 - sft: perplexity, semantic similarity and BLEU, base vs LoRA, with and without retrieval;
+- facts: fact accuracy of answers on held-out questions, grounded vs generative, base vs LoRA;
 - vlm: the vision model's exercise-name accuracy per kind of question (VQA);
 - imagegen: recognised share, CLIP score (the alignment model's) and FID per sampler;
 - pretrain: the from-scratch LM against SmolLM2 (read from reports/pretrain by default: the
@@ -425,6 +426,55 @@ def sft_reuse(ctx: Context) -> Outcome:
     return _sft_outcome(ctx, report, _from(path), REPORTS / "sft" / "README.md")
 
 
+# --- facts: answers a coach can stand behind ------------------------------------------------------
+
+
+def _facts_outcome(ctx: Context, report: dict, source: str, questions: str) -> Outcome:
+    from omnicoach.evaluation.facts import headline, markdown_report
+
+    metrics = []
+    for config in report["configs"]:
+        for lang, what in (("en", "English"), ("bn", "Bengali")):
+            figures = headline(config, lang)
+            metrics.append(
+                Metric(
+                    f"fact accuracy, {what}, {config['mode']}, {config['model']}",
+                    _pct(figures["fact accuracy"]),
+                    "yes (held-out questions)",
+                )
+            )
+        overall = headline(config, "overall")
+        metrics.append(
+            Metric(
+                f"honest refusal of unknown exercises, {config['mode']}, {config['model']}",
+                _pct(overall["honest refusal"]),
+                "yes (held-out questions)",
+            )
+        )
+    return Outcome(metrics, markdown_report(report, questions), source)
+
+
+def facts_section(ctx: Context) -> Outcome:
+    from omnicoach.assistant import Assistant
+    from omnicoach.evaluation import facts
+
+    items = facts.load_questions(facts.QUESTIONS)
+    configs = facts.CONFIGS
+    if ctx.quick:  # a few questions of every kind, the default configuration only
+        items, configs = items[::40], configs[:1]
+    assistant = Assistant(ctx.settings, ctx.registry)
+    report = facts.FactEvaluation(assistant, items, ctx.log, ctx.progress).run(configs)
+    questions = str(facts.QUESTIONS.relative_to(REPO))
+    facts.write_report(report, ctx.out, questions)
+    return _facts_outcome(ctx, report, "rerun", questions)
+
+
+def facts_reuse(ctx: Context) -> Outcome:
+    path = REPORTS / "facts" / "results.json"
+    report = json.loads(path.read_text())
+    return _facts_outcome(ctx, report, _from(path), "data/fact-questions/test.jsonl")
+
+
 # --- vlm: questions about a picture --------------------------------------------------------------
 
 
@@ -732,6 +782,10 @@ SECTIONS: dict[str, Section] = {
         Section(
             "sft", "Fine-tune and retrieval: perplexity, semantic similarity, BLEU",
             "omnicoach eval sft", "54 min", sft_section, sft_reuse,
+        ),
+        Section(
+            "facts", "Answers about the knowledge base's exercises: fact accuracy",
+            "omnicoach eval facts", "~30 min", facts_section, facts_reuse,
         ),
         Section(
             "vlm", "Vision model: questions about a picture (VQA)",

@@ -15,9 +15,9 @@ from typing import Literal
 from pydantic import BaseModel, Field, model_validator
 
 from omnicoach.assistant import Assistant, Message, TurnRequest, collect
-from omnicoach.errors import InvalidRequestError, UnknownModelError
+from omnicoach.errors import InvalidRequestError
 from omnicoach.files import FileStore
-from omnicoach.jobs.context import InvalidParam, JobContext, Submission
+from omnicoach.jobs.context import JobContext, Submission
 from omnicoach.jobs.uploads import checked_upload
 from omnicoach.links import LinkReader
 from omnicoach.models.sampling import SamplingParams
@@ -83,12 +83,7 @@ def read_conversations(path: Path) -> list[list[dict]]:
 def prepare(params: ChatParams, caller: Submission) -> ChatParams:
     if params.file_id is not None:
         checked_upload(caller, params.file_id, read_conversations)
-    model = params.model or caller.settings.chat_model
-    try:
-        caller.registry.spec(model, role="chat")
-    except UnknownModelError as exc:
-        raise InvalidParam("model", exc) from exc
-    return params.model_copy(update={"model": model})
+    return params.model_copy(update={"model": caller.chat_model(params.model)})
 
 
 def run(ctx: JobContext, params: ChatParams) -> dict:

@@ -12,7 +12,7 @@ from sqlalchemy import delete
 from omnicoach.config import Settings
 from omnicoach.db import Database
 from omnicoach.db.schema import Job, JobLog, JobMetric
-from omnicoach.errors import OmnicoachError
+from omnicoach.errors import OmnicoachError, UnknownModelError
 from omnicoach.models import ModelRegistry
 
 logger = logging.getLogger("omnicoach.jobs")
@@ -34,6 +34,16 @@ class Submission:
     settings: Settings
     db: Database
     registry: ModelRegistry
+
+    def chat_model(self, name: str | None) -> str:
+        """The chat model a job will use: NAME, or the server's default, fixed now so the job
+        records it; an unknown one is an error on params.model."""
+        model = name or self.settings.chat_model
+        try:
+            self.registry.spec(model, role="chat")
+        except UnknownModelError as exc:
+            raise InvalidParam("model", exc) from exc
+        return model
 
 
 class InvalidParam(Exception):

@@ -6,7 +6,7 @@ from dataclasses import asdict
 
 from pydantic import BaseModel, Field, ValidationInfo, field_validator
 
-from omnicoach.errors import InvalidRequestError, NotFoundError, UnknownModelError
+from omnicoach.errors import InvalidRequestError, NotFoundError
 from omnicoach.evaluation.perplexity import WindowDone, perplexity
 from omnicoach.files import FileStore
 from omnicoach.jobs.context import InvalidParam, JobContext, Submission
@@ -46,12 +46,7 @@ def prepare(params: PerplexityParams, caller: Submission) -> PerplexityParams:
             f"file {params.file_id} is {stored.content_type}; perplexity needs a text file"
         )
         raise InvalidParam("file_id", error)
-    model = params.model or caller.settings.chat_model
-    try:
-        caller.registry.spec(model, role="chat")
-    except UnknownModelError as exc:
-        raise InvalidParam("model", exc) from exc
-    return params.model_copy(update={"model": model})
+    return params.model_copy(update={"model": caller.chat_model(params.model)})
 
 
 def run(ctx: JobContext, params: PerplexityParams) -> dict:

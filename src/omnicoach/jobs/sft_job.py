@@ -9,9 +9,8 @@ import shutil
 from pydantic import BaseModel, Field
 
 from omnicoach.config import REPO
-from omnicoach.errors import UnknownModelError
 from omnicoach.files import FileStore
-from omnicoach.jobs.context import InvalidParam, JobContext, Submission
+from omnicoach.jobs.context import JobContext, Submission
 from omnicoach.jobs.uploads import checked_upload
 from omnicoach.training.sft import CHECKPOINT, SFTConfig, load_conversations, train_sft
 
@@ -43,11 +42,7 @@ class SFTParams(BaseModel):
 
 
 def prepare(params: SFTParams, caller: Submission) -> SFTParams:
-    model = params.model or caller.settings.chat_model
-    try:
-        caller.registry.spec(model, role="chat")
-    except UnknownModelError as exc:
-        raise InvalidParam("model", exc) from exc
+    model = caller.chat_model(params.model)
     if params.file_id is not None:
         checked_upload(caller, params.file_id, load_conversations)
     return params.model_copy(update={"model": model})
