@@ -59,6 +59,8 @@ def test_a_family_name_fits_several_and_everyday_words_are_not_names():
         "warrior-iii",
     )
     assert not NAMES.resolve("Is fish healthy after training?").named
+    assert not NAMES.resolve("Name one standing yoga pose.").named  # a kind, not a name
+    assert NAMES.resolve("arm curls for beginners").candidates  # still a curl
     assert not NAMES.resolve("What is a good warm up before running?").named
 
 

@@ -126,8 +126,14 @@ def test_a_picture_is_answered_by_the_vision_model_and_kept_with_the_conversatio
     follow_up = say(http, conversation, "How do I do it?", None, max_tokens=400).json()
     assert follow_up["model"].endswith("-vision")
     steps = load_entries_by_id()["downward-facing-dog"]["steps"]["en"]
-    assert follow_up["choices"][0]["message"]["content"].startswith(f"1. {steps[0]}")
-    assert follow_up["sources"][0]["id"] == "kb:downward-facing-dog:en:steps"
+    assert follow_up["choices"][0]["message"]["content"].startswith(
+        f"How to do Downward-Facing Dog [1]:\n1. {steps[0]}"
+    )
+    # An inversion: its cautions come with it.
+    assert [s["id"] for s in follow_up["sources"]] == [
+        "kb:downward-facing-dog:en:steps",
+        "kb:downward-facing-dog:en:cautions",
+    ]
     stored = http.get(f"/conversations/{conversation}/messages").json()["data"]
     assert stored[-1]["sources"] == follow_up["sources"]
 

@@ -242,31 +242,32 @@ def test_image_positions_read_their_embeddings_in_both_engines_and_cache_per_ima
 def test_the_evaluation_reads_which_exercise_an_answer_names():
     from omnicoach.evaluation.vision import bengali_share
     from omnicoach.knowledge.base import load_entries
-    from omnicoach.knowledge.names import name_patterns, named_exercise
+    from omnicoach.knowledge.names import NameIndex
 
-    patterns = name_patterns(load_entries())
-    assert named_exercise("This is Boat Pose (Paripurna Navasana).", patterns) == "boat-pose"
+    names = NameIndex(load_entries())
+    assert names.first("This is Boat Pose (Paripurna Navasana).") == "boat-pose"
     # The first name mentioned wins, and a longer name beats its prefix at the same place.
     text = "This is Downward-Facing Dog, not Upward-Facing Dog."
-    assert named_exercise(text, patterns) == "downward-facing-dog"
-    assert named_exercise("এটি নৌকাসন (বোট পোজ)।", patterns) == "boat-pose"
-    assert named_exercise("I cannot tell from the picture.", patterns) is None
+    assert names.first(text) == "downward-facing-dog"
+    assert names.first("এটি নৌকাসন (বোট পোজ)।") == "boat-pose"
+    assert names.first("I cannot tell from the picture.") is None
     assert bengali_share("এটি নৌকাসন") == 1.0 and bengali_share("This is boat") == 0.0
 
 
 @pytest.mark.slow
 def test_the_evaluation_asks_the_shipped_model_about_held_out_pictures(
-    registry, embedder, tmp_path
+    settings, registry, tmp_path
 ):
     """Three exercises, two held-out pictures each, through the served vision model: the
     report has its tables, every answer and the side-by-side examples."""
+    from omnicoach.assistant import Assistant
     from omnicoach.data.exercise_images import write_dataset
     from omnicoach.evaluation.vision import VisionEvaluation, write_report
 
     exercises = ["boat-pose", "tree-pose", "barbell-back-squat"]
     write_dataset(tmp_path, 3, "train", exercises, progress=False)
     write_dataset(tmp_path, 2, "test", exercises, progress=False)
-    evaluation = VisionEvaluation(registry.picture_answers(), embedder, tmp_path)
+    evaluation = VisionEvaluation(Assistant(settings, registry), tmp_path)
     report = evaluation.run(per_exercise=2, how_per_exercise=1)
     assert report["exercises"] == 3 and report["vlm"]["name_accuracy"]["all"]["n"] == 6
     assert {a["exercise_id"] for a in report["answers"]} == set(exercises)

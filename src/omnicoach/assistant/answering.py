@@ -164,7 +164,9 @@ class Answering:
             this_is=this_is,
         )
         passages = [knowledge.passage(exercise_id, lang, kind) for kind in written.passages]
-        return self._fixed(messages, written.text, sources=source_list(passages))
+        # About a picture, the vision model named the exercise: the answer says it answered.
+        model = self.assistant.registry.vision().name if picture else None
+        return self._fixed(messages, written.text, source_list(passages), model)
 
     def _about_picture(self, messages, picture, check, lang: str) -> Plan | None:
         """The knowledge base's answer about the exercise in PICTURE, or None when the vision
@@ -241,7 +243,7 @@ class Answering:
         params = replace(self.params, max_tokens=left)
         return PrefixedReply(fixed, _checked(self.llm.stream, messages, params))
 
-    def _fixed(self, messages, text: str, sources=None) -> Plan:
+    def _fixed(self, messages, text: str, sources=None, model: str | None = None) -> Plan:
         """TEXT as the answer. Its usage counts the conversation as the chat model would
         have read it (its template and system prompt included), so that usage means the same
         whoever wrote the answer."""
@@ -249,7 +251,7 @@ class Answering:
         prompt_tokens = self.llm.count_tokens(self.llm.render(read))
         limit, stop = self.request.max_tokens, self.params.stop
         reply = FixedReply(text, self.llm.tokenizer, limit, prompt_tokens, stop)
-        return Plan(reply, self.llm.name, False, sources or [])
+        return Plan(reply, model or self.llm.name, False, sources or [])
 
 
 def _for_template(messages: list[dict], system_prompt: str) -> list[dict]:

@@ -36,6 +36,8 @@ class StoredConversation:
     def __init__(self, db: Database, user: str, conversation_id: str, store_pictures=None):
         self.db, self.user, self.id = db, user, conversation_id
         self.new_turns: list[dict] = []
+        self.live: LiveAnswer | None = None  # the answer being recorded
+        self._cut = False  # cut_short() was called
         # STORE_PICTURES(pictures) → file ids: how a new turn's pictures are kept.
         self.store_pictures = store_pictures
 
@@ -92,21 +94,28 @@ class StoredConversation:
     ) -> Iterator[str]:
         """Pass the deltas through, storing the answer as it streams and once they end,
         however they end, with IMAGES (ids of stored files, e.g. a drawing) when given."""
-        answer = LiveAnswer(self, model, sources, images, self.progress_interval)
-        parts: list[str] = []
+        answer = self.live = LiveAnswer(self, model, sources, images, self.progress_interval)
         finished = False
         try:
             # Inserted on the writer's thread, so the insert overlaps the prompt's prefill
             # instead of delaying the first delta.
             _answer_writer.submit(answer.start)
             for delta in deltas:
-                parts.append(delta)
+                answer.parts.append(delta)
                 yield delta
-                answer.progress(parts)  # after the delta was handed on towards the client
-            finished = True
+                answer.progress(answer.parts)  # after the delta was handed on
+            finished = not self._cut
         finally:
             status = conversations.COMPLETE if finished else conversations.INCOMPLETE
-            answer.finish("".join(parts), status)
+            answer.finish("".join(answer.parts), status)
+
+    def cut_short(self) -> None:
+        """The answer being recorded ends now, "incomplete", with what it said so far: the
+        client left or stopped it. Called from any thread; what the answer's own thread does
+        after this changes nothing stored."""
+        self._cut = True
+        if self.live is not None:
+            self.live.finish("".join(self.live.parts), conversations.INCOMPLETE)
 
 
 class LiveAnswer:
@@ -126,6 +135,7 @@ class LiveAnswer:
         self.images = images or None
         self.interval = interval
         self.id: int | None = None  # the row, once inserted
+        self.parts: list[str] = []  # the deltas handed on so far
         self.finished = False
         # start and finish hold it while writing: finish waits for an insert under way, and
         # an insert that had not begun yet when finish ran does not happen at all.
@@ -164,9 +174,11 @@ class LiveAnswer:
             log.warning("could not save the answer so far (msg_%s)", self.id, exc_info=True)
 
     def finish(self, text: str, status: str) -> None:
-        """The final text and status. A progress save still in flight cannot undo this: it
-        only writes while the row is "generating"."""
+        """The final text and status, once: a later call changes nothing. A progress save
+        still in flight cannot undo this: it only writes while the row is "generating"."""
         with self._lock:
+            if self.finished:
+                return
             self.finished = True
             try:
                 if self.id is None:  # never inserted (the insert failed or never ran)

@@ -99,6 +99,7 @@ class Turn:
         self.assistant, self.request = assistant, request
         self._cancelled = threading.Event()
         self._reply = None
+        self._conversation: StoredConversation | None = None
 
     def __iter__(self) -> Iterator[events.Event]:
         return self._events()
@@ -107,6 +108,8 @@ class Turn:
         self._cancelled.set()
         if self._reply is not None:
             self._reply.cancel()
+        if self._conversation is not None:  # stored as it was when the client left
+            self._conversation.cut_short()
 
     def _events(self) -> Iterator[events.Event]:
         assistant, request = self.assistant, self.request
@@ -120,6 +123,7 @@ class Turn:
                 store_pictures=lambda images: assistant.pictures.save(request.user, images),
             )
             messages = conversation.with_history(messages)
+            self._conversation = conversation
         llm = assistant.registry.chat(request.model)
         route = self._route(messages)
         if route is not None:
@@ -218,8 +222,8 @@ class Turn:
         carries it (Plan.images: the stored files' ids)."""
         assistant, request = self.assistant, self.request
 
-        def said(text: str) -> FixedReply:
-            return FixedReply(text, llm.tokenizer, request.max_tokens)
+        def said(text: str) -> FixedReply:  # a notice about the drawing: never cut
+            return FixedReply(text, llm.tokenizer, None)
 
         try:
             generator = assistant.registry.image_generator()

@@ -134,6 +134,16 @@ _BENGALI_SAME_WORDS = (
     "তাহলে আপনি তুমি একটা আমরা কি একটি কোন আর করে আমি ভালো সহজ কেন ওই করার হালকা ভারী "
     "তো কী সঠিকভাবে আমার যদি সঠিক নিয়মিত পুরো এবং করতে"
 )
+# Words that describe a kind of exercise rather than name one: "a standing yoga pose", "a
+# good hip opener", "arm curls" name no particular exercise.
+_GENERIC_WORDS = (
+    "yoga standing seated sitting lying kneeling balance balancing hip hips opener opening "
+    "stretch stretching strength strengthening core back leg legs arm arms chest shoulder "
+    "shoulders neck knee knees ankle wrist body upper lower gentle restorative relaxing calming "
+    "power home morning evening favourite favorite different similar kind kinds type types "
+    "few another other new popular common cardio beginner's easy hard"
+)
+GENERIC_WORDS = set(_GENERIC_WORDS.split())
 SAME_EXERCISE_WORDS = set((_ENGLISH_SAME_WORDS + " " + _BENGALI_SAME_WORDS).split())
 # An everyday word that is also a pose's short name names the pose only beside these words.
 EXERCISE_TALK = re.compile(
@@ -331,7 +341,9 @@ class NameIndex:
             if not _qualifying(word):
                 break
             words.insert(0, word)
-        return " ".join(words) or None
+        if all(word in GENERIC_WORDS for word in words):  # "arm curls" is still a curl
+            return None
+        return " ".join(words)
 
     def _misspelt(self, said: str) -> list[Mention]:
         words = said.split()
@@ -369,6 +381,7 @@ def _everyday_word(name: str) -> bool:
 
 
 def _qualifying(word: str) -> bool:
+    """A word that may be part of another exercise's name ("single", "leg", "sumo")."""
     letters = re.fullmatch(r"[a-z\u0980-\u09ff]+", word)  # Bengali's vowel signs are not isalpha
     return bool(letters) and word not in SAME_EXERCISE_WORDS and len(word) >= 3
 
@@ -380,6 +393,8 @@ def _unknown(said: str) -> list[Mention]:
             words = match[0].split()
             while words and words[0] in SAME_EXERCISE_WORDS:  # "do a turkish get up"
                 words.pop(0)
+            if len(words) > 1 and all(w in GENERIC_WORDS for w in words[:-1]):  # "yoga pose"
+                continue
             if words and (len(words) > 1 or words[0].endswith(("asana", "াসন"))):
                 return [Mention(" ".join(words), match.start(), (), "unknown")]
     return []
