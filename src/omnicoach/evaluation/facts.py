@@ -3,6 +3,7 @@ wrong one — on questions phrased nowhere in the fine-tuning data?
 
     omnicoach eval facts [--questions data/fact-questions/test.jsonl] [--out reports/facts]
                          [--configs grounded:smollm2-135m-yoga,...] [--limit N]
+                         [--generative-every 3]
 
 Each item of the question set (data/fact-questions/README.md) is asked through the assistant —
 the pipeline every door uses — turn by turn, with the assistant's own answers in between, and
@@ -13,6 +14,13 @@ server's clients would, so the engine batches them.
 
 The set is held out: its phrasings appear nowhere in data/sft, and the assistant's rules were
 tuned on data/fact-questions/dev.jsonl only.
+
+Generative answers are slow on a small CPU: the chat model reads the entry's passages (a
+Bengali one is ~800 tokens) and writes up to the server's token limit, ~20 s a Bengali answer
+on 2 cores. --generative-every N (3 unless told) answers every Nth question for them (a
+systematic sample: the set is ordered by language and kind, so every language and kind keeps
+about 1/N of its questions), and the report compares all configurations on that sample too.
+The report is rewritten after each configuration, so a long run keeps what it finished.
 """
 
 import json
@@ -35,6 +43,7 @@ CONFIGS = [
     ("generative", BASE_CHAT_MODEL),
 ]
 AT_ONCE = 4  # conversations answered concurrently
+GENERATIVE_EVERY = 3  # generative answers for one question in 3 (see above)
 
 
 def load_questions(path: Path = QUESTIONS) -> list[dict]:
@@ -82,16 +91,20 @@ class FactEvaluation:
             "seconds": round(time.monotonic() - started, 3),
         }
 
-    def run(self, configs: list[tuple[str, str]]) -> dict:
-        report = {"questions": len(self.items), "configs": []}
+    def run(
+        self, configs: list[tuple[str, str]], generative_every: int = 1, done=lambda report: None
+    ) -> dict:
+        """Each configuration in turn; DONE(report so far) after each."""
+        report = {"questions": len(self.items), "generative_every": generative_every, "configs": []}
         for mode, model in configs:
-            self.log(f"{mode} answers, {model}: {len(self.items)} conversations")
+            items = self.items[::generative_every] if mode == "generative" else self.items
+            self.log(f"{mode} answers, {model}: {len(items)} conversations")
             with ThreadPoolExecutor(AT_ONCE) as pool:
-                jobs = [pool.submit(self.answer, item, mode, model) for item in self.items]
+                jobs = [pool.submit(self.answer, item, mode, model) for item in items]
                 answers = [job.result() for job in self.progress(jobs, desc=f"{mode} {model}")]
             scored = [
                 (item, score(item, a["answer"], self.kb))
-                for item, a in zip(self.items, answers, strict=True)
+                for item, a in zip(items, answers, strict=True)
             ]
             rows = [
                 {
@@ -106,9 +119,19 @@ class FactEvaluation:
                 }
                 for (item, result), answer in zip(scored, answers, strict=True)
             ]
+            sample = {item["id"] for item in self.items[::generative_every]}
             report["configs"].append(
-                {"mode": mode, "model": model, "summary": summarise(scored), "answers": rows}
+                {
+                    "mode": mode,
+                    "model": model,
+                    "n": len(items),
+                    "summary": summarise(scored),
+                    # The questions every configuration answered, for the side-by-side table.
+                    "sample_summary": summarise([p for p in scored if p[0]["id"] in sample]),
+                    "answers": rows,
+                }
             )
+            done(report)
         return report
 
 
@@ -116,9 +139,10 @@ def _pct(value) -> str:
     return "—" if value is None else f"{value:.1%}"
 
 
-def headline(config: dict, lang: str) -> dict:
-    """The figures the targets are set on, for LANG ("en", "bn", "overall")."""
-    figures = config["summary"][lang]
+def headline(config: dict, lang: str, summary: str = "summary") -> dict:
+    """The figures the targets are set on, for LANG ("en", "bn", "overall"), of SUMMARY (all
+    the questions the configuration answered, or "sample_summary")."""
+    figures = config[summary][lang]
     return {
         "fact accuracy": figures["fact_accuracy"],
         "honest refusal": figures["refusal_rate"],
@@ -128,7 +152,26 @@ def headline(config: dict, lang: str) -> dict:
     }
 
 
+def _table(configs: list[dict], summary: str) -> list[str]:
+    lines = [
+        "| answers | model | questions | fact accuracy en | fact accuracy bn | "
+        "honest refusal en / bn | asks which one | safety first | cautions carried |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for config in configs:
+        en, bn, all_ = (headline(config, lang, summary) for lang in ("en", "bn", "overall"))
+        lines.append(
+            f"| {config['mode']} | {config['model']} | {config[summary]['overall']['n']} | "
+            f"{_pct(en['fact accuracy'])} | {_pct(bn['fact accuracy'])} | "
+            f"{_pct(en['honest refusal'])} / {_pct(bn['honest refusal'])} | "
+            f"{_pct(all_['asks which one'])} | {_pct(all_['safety first'])} | "
+            f"{_pct(all_['cautions carried'])} |"
+        )
+    return lines
+
+
 def markdown_report(report: dict, questions: str) -> list[str]:
+    every = report.get("generative_every", 1)
     lines = [
         f"{report['questions']} held-out questions (`{questions}`), each asked through the "
         "assistant, greedy; scored by `evaluation/fact_metric.py`. *Fact accuracy*: answers "
@@ -139,18 +182,16 @@ def markdown_report(report: dict, questions: str) -> list[str]:
         "professional first. *Cautions carried*: a question naming a condition gets the "
         "entry's cautions.",
         "",
-        "| answers | model | fact accuracy en | fact accuracy bn | honest refusal en / bn | "
-        "asks which one | safety first | cautions carried |",
-        "|---|---|---|---|---|---|---|---|",
+        *_table(report["configs"], "summary"),
     ]
-    for config in report["configs"]:
-        en, bn, all_ = (headline(config, lang) for lang in ("en", "bn", "overall"))
-        lines.append(
-            f"| {config['mode']} | {config['model']} | {_pct(en['fact accuracy'])} | "
-            f"{_pct(bn['fact accuracy'])} | {_pct(en['honest refusal'])} / "
-            f"{_pct(bn['honest refusal'])} | {_pct(all_['asks which one'])} | "
-            f"{_pct(all_['safety first'])} | {_pct(all_['cautions carried'])} |"
-        )
+    if every > 1:
+        lines += [
+            "",
+            f"Side by side on the questions every configuration answered (one in {every}: "
+            "generative answers were asked only those):",
+            "",
+            *_table(report["configs"], "sample_summary"),
+        ]
     lines += ["", "Per kind of question (all languages):", ""]
     kinds = sorted({k for c in report["configs"] for k in c["summary"]["overall"]["per_kind"]})
     lines += [
