@@ -120,6 +120,14 @@ def test_an_exercise_without_an_entry_is_said_so_and_the_general_answer_is_marke
     assert answer.text.startswith("I don't have a checked entry for “sumo deadlift”")
     refusal, general = answer.text.split("General answer (not from a checked entry")
     assert "Barbell Deadlift" in refusal  # a checked exercise that may be close, named only
+    assert "learn it from a qualified coach" in general and not answer.sources
+    assert llm.asked == []  # grounded: no invented steps
+
+
+def test_in_generative_mode_the_general_answer_is_the_model_s(assistant, llm):
+    answer = ask(assistant, "How do I do a sumo deadlift?", answer_mode="generative")
+    refusal, general = answer.text.split("General answer (not from a checked entry")
+    assert "Barbell Deadlift" in refusal
     assert general.endswith(llm.reply) and not answer.sources
     assert llm.asked[-1][-1]["content"] == "How do I do a sumo deadlift?"  # no sources given
 

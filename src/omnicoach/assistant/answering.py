@@ -8,8 +8,8 @@ With grounding on, the last question is read in this order:
    names none, the conversation's: the exercise an earlier question named, or the user's own
    photo (a picture the assistant drew counts only when asked about in so many words);
 3. several exercises fit ("the warrior pose"): ask which one; one the knowledge base does not
-   have: say so, name checked ones that may be close, and (in English, which the bundled model
-   writes well enough) give a general answer marked as unchecked;
+   have: say so, name checked ones that may be close, and give a general answer marked as
+   unchecked (grounded: advice true of any exercise; generative: the chat model's, in English);
 4. what it asks (knowledge/aspects.py), several aspects at once if need be.
 
 Who writes the facts is the `answer_mode`: "grounded" (the default) takes them from the entry
@@ -187,12 +187,17 @@ class Answering:
         return self._about_exercise(messages, exercise_id, asked, check, lang, this_is, True)
 
     def _unknown(self, messages, name: str, check, lang: str) -> Plan:
+        """No entry for NAME: say so, name checked exercises that may be close, and mark what
+        follows as general: advice true of any exercise (grounded), or the chat model's own
+        answer (generative, and only in English: the bundled model's Bengali is not usable)."""
         knowledge = self.assistant.knowledge()
         text = _with_advice(check, lang, answers.no_entry(name, lang, knowledge.nearest(name)))
-        if lang != "en" or check.stops_exercise:  # the bundled model's Bengali is not usable
+        if check.stops_exercise:
             return self._fixed(messages, text)
-        prefix = f"{text}\n\n{answers.GENERAL_ANSWER[lang]}\n"
-        return self._generated(messages, [], prefix=prefix)
+        general = answers.GENERAL_ANSWER[lang]
+        if self.mode == "grounded" or lang != "en":
+            return self._fixed(messages, f"{text}\n\n{general} {answers.GENERAL_ADVICE[lang]}")
+        return self._generated(messages, [], prefix=f"{text}\n\n{general}\n")
 
     # --- answers the models write --------------------------------------------------------
 

@@ -62,6 +62,19 @@ GENERAL_ANSWER = {
     "en": "General answer (not from a checked entry, so check it with a coach):",
     "bn": "সাধারণ উত্তর (যাচাই করা তথ্য থেকে নয়, তাই একজন প্রশিক্ষকের সঙ্গে মিলিয়ে নিন):",
 }
+# What is true of any exercise without an entry: the grounded answer's general part, where
+# a small model would invent steps (the bundled one copies another exercise's).
+GENERAL_ADVICE = {
+    "en": (
+        "learn it from a qualified coach or teacher in person before you practise it alone, "
+        "start without load or in a gentle range of motion, and stop if you feel sharp pain, "
+        "dizziness or numbness."
+    ),
+    "bn": (
+        "একা করার আগে একজন যোগ্য প্রশিক্ষকের কাছে সরাসরি শিখে নিন, শুরুতে ওজন ছাড়া বা "
+        "আলতোভাবে করুন, আর তীব্র ব্যথা, মাথা ঘোরা বা অবশ ভাব হলে থেমে যান।"
+    ),
+}
 
 
 @dataclass(frozen=True)

@@ -30,10 +30,16 @@ CUES = {
         r"beginner|easier|easy version|simpler|simplif|modif|regress|new to|can'?t|cannot|"
         r"unable to|struggle|too hard|too difficult|scale (it|this)? ?down|lighter version|prop|"
         r"নতুন|সহজ|শুরু করছি|পারি না|পারছি না|কঠিন লাগ"
+        r"|gentler|পারে না|পারেন না|lighter way|\bscale\b|build up to|ease into|what then|instead\b"
+        r"|(don'?t|doesn'?t"
+        r"|not|never) reach|newbie|starting out|আরাম করে|পৌঁছায় না|পৌঁছাতে পারি না|যায় না"
+        r"|হালকা কিছু|শুরু থেকে|এগোব|বদলে"
     ),
     "mistakes": (
         r"mistake|wrong|error|fault|avoid doing|what (should|do) i avoid|watch (out )?for|"
         r"bad form|don'?t do|pitfall|mess (it |this )?up|screw (it )?up|problems?|ভুল"
+        r"|bad habits?|gives? away|get(s|ting)? (it )?wrong|go(es)? wrong|sloppy|গড়বড়|করা (একদম "
+        r"|একেবারে )?উচিত না"
     ),
     "cautions": (
         r"safe|safety|precaution|caution|contraindicat|who should(n'?t| not)? (avoid|skip|do)|"
@@ -41,16 +47,26 @@ CUES = {
         r"glaucoma|surgery|okay for me|ok for me|bad for|harm|warning|contra|নিরাপদ|সতর্ক|ঝুঁকি|"
         r"এড়িয়ে চল|উচিত নয়|উচিত না|ক্ষতি|গর্ভ|রক্তচাপ|চোট|আঘাত|অস্ত্রোপচার|সার্জারি|নিষেধ|বারণ|"
         r"না করাই|সবাই কি|সবার জন্য|careful|take care"
+        r"|steer clear|avoid (it |this |that )?if|(knee|back|shoulder|wrist|neck|hip)s? (is"
+        r"|are) (bad|weak|sore)|stay away|keep away|is it (ok|okay|fine|alright|all right)"
+        r"|still (ok|okay"
+        r"|alright|fine|all right)|drop it|too soon|\byet\b|or wait|বিপদ|কাদের জন্য (না|নয়)|সাবধান"
+        r"|সমস্যা বাড়বে|ঠিক সময়|এড়িয়ে যাওয়া"
     ),
     "muscles": (
         r"muscle|target|strengthen|engage|activate|\bhits?\b|body parts?|"
         r"\bwork(s|ing)?\b(?! out)|\btrains?\b|\bglutes\b|\bquads\b|\bfeel (it|this)|পেশি|"
         r"কাজ করে|কাজ করায়|শক্তিশালী|মজবুত|শক্ত হয়|শরীরের কোন"
+        r"|\bworked\b|stretch(es|ed)?\b|pull (down|in|on|along)|where (do|should) i feel|মাসল"
+        r"|টান (দেয়|লাগে|পড়ে)|কাজ হয়|কোথায় কোথায়"
     ),
     "benefits": (
         r"benefit|good for|\bwhy (should|do|does|would|is|are)\b|what (do|does|will) "
         r"(it|they|this|these|that) do for|help(s)? (with|me)|advantage|worth|point of|improve|"
         r"gain from|উপকার|লাভ|সুবিধা|কেন কর|কীসের জন্য|জন্য ভালো|ভালো হয়|কী পাওয়া যায়"
+        r"|upside|what .{0,25}\bdo for (me|you|us)\b|pay ?off|what'?s in it for|get out of"
+        r"|is it worth|why bother|\beffects?\b|কী পাব"
+        r"|কী পায়|পরিবর্তন|কী লাভ|মেদ কম"
     ),
     "how": (
         r"\bhow (do|should|can|would|to) (i |you |we |one )?(do|perform|practi[cs]e|execute|"
@@ -60,6 +76,11 @@ CUES = {
         r"come into|proper way|correct way|right way|execute|teach me|walk me through|guide|"
         r"tips?\b|কীভাবে কর|কিভাবে কর|ধাপ|নিয়ম(?!িত)|পদ্ধতি|শেখান|কৌশল|কোথায় (রাখ|থাক|ঠেক)|কতটা|"
         r"সেটআপ|অবস্থান"
+        r"|which (elbow|knee|hand|foot|leg|arm|side|way)|where (am i|are we|is one) (supposed"
+        r"|meant)|\blook(ing)? (at|while|where)\b|where .{0,12}\blook\b|\bgaze\b|\border\b"
+        r"|placement|\b(wider|narrower|closer)\b|\bgrip\b|how (close|far apart)|close to my"
+        r"|further (out|away)|দৃষ্টি|তাকা"
+        r"|ক্রমে|কোন দিকে|দূরত্ব|কী করে|গ্রিপ"
     ),
 }
 GENERAL_CUES = {
@@ -69,10 +90,13 @@ GENERAL_CUES = {
         r"\bmean\b|definition|define|overview|introduce|সম্পর্কে|কাকে বলে|কোন ধরন|কী ধরন|কেমন আসন|"
         r"কেমন ব্যায়াম|বোঝা|পরিচয়|"
         r"কী\s*[?？]?$|কি\s*[?？]?$"
+        r"|জিনিস|মানে (কি|কী)|খুলে বল|\bactually\b"
     ),
 }
 CLAUSE_BREAK = re.compile(
-    r"\s*(?:[?？;]|,|\band\b|\balso\b|\bplus\b|&|\bthen\b|এবং|আর|তারপর|।)\s*", re.IGNORECASE
+    r"\s*(?:[?？;]|,|\band\b|\balso\b|\bplus\b|&|\bthen\b|।"
+    r"|(?<![\u0980-\u09ff])(?:এবং|আর|তারপর)(?![\u0980-\u09ff]))\s*",
+    re.IGNORECASE,
 )
 
 

@@ -32,6 +32,8 @@ from rapidfuzz import fuzz, process
 # missing from "virabhadrasana" scores 96, "pull up" against "push up" 71, and two letters
 # changed in a long name 88 ("ardha chandrasana", half moon, is not "ashta chandrasana").
 FUZZY_SCORE = 90
+# A qualified name ("romainian deadlift") is a misspelling of a longer name only this close.
+MISSPELT_QUALIFIED_SCORE = 94
 MIN_FUZZY_LENGTH = 6  # shorter names are words too easily missed by one letter ("bow", "crow")
 NUMERALS = [("i", "1", "one"), ("ii", "2", "two"), ("iii", "3", "three")]
 BENGALI_DIGITS = str.maketrans("০১২৩৪৫৬৭৮৯", "0123456789")
@@ -58,6 +60,9 @@ FAMILIES = {
     "raise": ("lateral-raise", "lying-leg-raise", "standing-calf-raise"),
     "রেইজ": ("lateral-raise", "lying-leg-raise", "standing-calf-raise"),
     "row": ("barbell-row", "seated-cable-row"),
+    "রো": ("barbell-row", "seated-cable-row"),
+    "ডগ পোজ": ("downward-facing-dog", "upward-facing-dog"),
+    "ডগ": ("downward-facing-dog", "upward-facing-dog"),
     "press": ("barbell-bench-press", "overhead-press", "leg-press"),
     "প্রেস": ("barbell-bench-press", "overhead-press", "leg-press"),
     "forward bend": ("standing-forward-bend", "seated-forward-bend", "wide-legged-forward-bend"),
@@ -110,6 +115,18 @@ BENGALI_ALIASES = {
     "পুশডাউন": "triceps-pushdown",
     "সাইড রেইজ": "lateral-raise",
     "ফার্মার্স ওয়াক": "farmers-carry",
+    "ডাম্বেল কার্ল": "dumbbell-biceps-curl",
+    "হ্যামস্ট্রিং কার্ল": "lying-leg-curl",
+    "বার্পি": "burpee",
+    "পুশাপ": "push-up",
+    "ডিপস": "parallel-bar-dip",
+}
+# The verbs a gym makes of its lifts: "I've been deadlifting heavy".
+ENGLISH_VERB_NAMES = {
+    "deadlifting": "barbell-deadlift",
+    "benching": "barbell-bench-press",
+    "bench pressing": "barbell-bench-press",
+    "squatting": "bodyweight-squat",
 }
 # Words before a name that leave it the same exercise ("my squat", "proper push-ups", "heavy
 # deadlifts"). Any other word there makes another exercise ("sumo deadlift", "reverse lunge").
@@ -124,7 +141,7 @@ _ENGLISH_SAME_WORDS = (
     "would will shall may might must i me you we they it he she them us what which how why "
     "where who whom whose from into at by like as so very really just also still even only "
     "yoga gym daily weekly regular proper correct correctly right good basic normal standard "
-    "simple perfect full deep heavy light slow weighted assisted strict clean perfectly "
+    "simple perfect full deep heavy light slow weighted assisted strict clean perfectly bad "
     "properly safely better best easy easier hard harder simple beginner beginners advanced "
     "intermediate pose poses asana version exercise exercises move movement classic "
     "traditional usual typical"
@@ -132,7 +149,8 @@ _ENGLISH_SAME_WORDS = (
 _BENGALI_SAME_WORDS = (
     "সেই দিয়ে শুধু জন্য এই প্রথম সময় নতুন প্রতিদিন সাধারণ কোনো নিয়ে যে ও কীভাবে "
     "তাহলে আপনি তুমি একটা আমরা কি একটি কোন আর করে আমি ভালো সহজ কেন ওই করার হালকা ভারী "
-    "তো কী সঠিকভাবে আমার যদি সঠিক নিয়মিত পুরো এবং করতে"
+    "তো কী সঠিকভাবে আমার যদি সঠিক নিয়মিত পুরো এবং করতে তবু তবুও নাকি হিসেবে মানে যখন "
+    "কিন্তু বা অথবা করলে দিলে আসলে একদম খুব প্রতি রোজ এবার এখন"
 )
 # Words that describe a kind of exercise rather than name one: "a standing yoga pose", "a
 # good hip opener", "arm curls" name no particular exercise.
@@ -144,13 +162,31 @@ _GENERIC_WORDS = (
     "few another other new popular common cardio beginner's easy hard"
 )
 GENERIC_WORDS = set(_GENERIC_WORDS.split())
+# Words that make another exercise of any name after them, one word or several ("hanging leg
+# raise", "incline bench press", "parivrtta trikonasana" — the revolved triangle).
+VARIANT_WORDS = {
+    "parivrtta",
+    "revolved",
+    "hanging",
+    "incline",
+    "decline",
+    "reverse",
+    "reversed",
+    "ইনক্লাইন",
+    "ডিক্লাইন",
+    "রিভার্স",
+    "হ্যাঙ্গিং",
+}
+# Words for yoga poses in general, not one: "যোগাসন" is "yoga pose".
+GENERAL_POSE_WORDS = {"যোগাসন", "আসন", "yogasana", "asana"}
 SAME_EXERCISE_WORDS = set((_ENGLISH_SAME_WORDS + " " + _BENGALI_SAME_WORDS).split())
 # An everyday word that is also a pose's short name names the pose only beside these words.
 EXERCISE_TALK = re.compile(
-    r"\b(pose|poses|asana|yoga|posture|stretch|do|doing|did|practi[cs]e|practi[cs]ing|hold|"
+    r"\b(pose|poses|asana|yoga|posture|stretch|do|doing|did|try|trying|tried|practi[cs]e|"
+    r"practi[cs]ing|hold|"
     r"holding|steps?|muscles?|works?|benefits?|mistakes?|safe|safely|beginners?|easier|"
     r"modif\w*|form|technique|perform\w*|exercise|cautions?|precautions?|avoid)\b"
-    r"|কীভাবে|ধাপ|পেশি|উপকার|ভুল|নিরাপদ|সতর্ক|আসন|ব্যায়াম|করব|করতে|করা|পোজ|শেখ"
+    r"|কীভাবে|ধাপ|পেশি|উপকার|ভুল|নিরাপদ|সতর্ক|আসন|ব্যায়াম|করব|করতে|করা|করলে|করি|পোজ|শেখ|ভঙ্গি"
 )
 # Words that end the name of an exercise or pose: "turkish get up", "firefly pose".
 EXERCISE_HEADS = (
@@ -159,12 +195,12 @@ EXERCISE_HEADS = (
     r"get ?ups?|push ?ups?|pull ?ups?|chin ?ups?|sit ?ups?|dips?|fl(y|ies|yes)|extensions?|"
     r"kickbacks?|carry|carries|jumps?|holds?|burpees?|climbers?|bends?|folds?|kicks?|"
     r"shrugs?|pulldowns?|pullovers?|rollouts?|hinges?|step ?ups?|walks?|crawls?|mornings?|"
-    r"muscle ?ups?|handstands?|thrusters?|snatch|lifts?)"
+    r"muscle ?ups?|handstands?|thrusters?|snatch|lifts?|namaskars?|salutations?)"
 )
-UNKNOWN_LATIN = re.compile(rf"(?<![{LETTER}])((?:[a-z]+ ){{1,2}}){EXERCISE_HEADS}(?![{LETTER}])")
+UNKNOWN_LATIN = re.compile(rf"(?<![{LETTER}])((?:[a-z]+ ){{0,2}}){EXERCISE_HEADS}(?![{LETTER}])")
 UNKNOWN_BENGALI = re.compile(
-    r"([\u0980-\u09ff]+ )?([\u0980-\u09ff]+(াসন|াসনা|স্কোয়াট|লাঞ্জ|প্রেস|কার্ল|পোজ|ডেডলিফট|"
-    r"পুশ-?আপ|পুল-?আপ|সুইং|প্ল্যাঙ্ক|রেইজ|টুইস্ট|ব্রিজ|ক্রাঞ্চ))"
+    r"([\u0980-\u09ff]+ )?([\u0980-\u09ff]*(াসন|াসনা|স্কোয়াট|লাঞ্জ|প্রেস|কার্ল|পোজ|ডেডলিফট|"
+    r"পুশ-?আপ|পুল-?আপ|সুইং|প্ল্যাঙ্ক|রেইজ|টুইস্ট|ব্রিজ|ক্রাঞ্চ|ফ্লাই|নমস্কার))"
 )
 
 
@@ -253,9 +289,23 @@ class NameIndex:
                     named.setdefault(spelled, set()).add(entry["id"])
                     if entry["kind"] == "yoga_pose" and _everyday_word(spelled):
                         self.weak.add(spelled)
-        for name, exercise_id in BENGALI_ALIASES.items():
+        for name, exercise_id in (BENGALI_ALIASES | ENGLISH_VERB_NAMES).items():
             for spelled in spellings(name):
                 named.setdefault(spelled, set()).add(exercise_id)
+        # A word of a Bengali asana name that only one entry has names it ("ত্রিকোণাসন" of
+        # "উত্থিত ত্রিকোণাসন"), as people shorten it.
+        parts: dict[str, set[str]] = {}
+        for entry in entries:
+            for word in normalise(entry["name"]["bn"].split("(")[0]).split():
+                if word.endswith("াসন"):
+                    parts.setdefault(word, set()).add(entry["id"])
+        for word, ids in parts.items():
+            if len(ids) == 1 and word not in named:
+                named[word] = set(ids)
+        # Words of Sanskrit names: a one-word Sanskrit name ("chaturanga") is specific.
+        self.sanskrit_words = {
+            word for e in entries if e.get("sanskrit") for word in normalise(e["sanskrit"]).split()
+        }
         self.ids_by_name = {name: tuple(sorted(ids)) for name, ids in named.items()}
         for family, ids in FAMILIES.items():
             for spelled in spellings(family):
@@ -280,14 +330,20 @@ class NameIndex:
                     continue
                 ids = self.ids_by_name[name]
                 qualifier = self._qualifier(said, match.start(1), name)
-                if qualifier:  # "sumo deadlift": another exercise than the deadlift
+                misspelt = qualifier and self._near_name(f"{qualifier} {name}")
+                if misspelt:  # "romainian deadlift": a misspelt longer name
+                    found.append(
+                        Mention(f"{qualifier} {name}", match.start(1), misspelt, "misspelt")
+                    )
+                elif qualifier:  # "sumo deadlift": another exercise than the deadlift
                     found.append(Mention(f"{qualifier} {name}", match.start(1), (), "unknown"))
                 else:
                     how = "family" if name in self.families else "name"
                     found.append(Mention(name, match.start(1), ids, how))
         if not found:
             found = self._misspelt(said)
-        if not found and EXERCISE_TALK.search(said):  # "is fat loss about jumps?" names none
+        # "is fat loss about jumps?" names none; an asana's name is exercise talk by itself.
+        if not found and (EXERCISE_TALK.search(said) or re.search(r"asana\b|াসন", said)):
             found = _unknown(said)
         return sorted(found, key=lambda m: m.start)
 
@@ -330,10 +386,20 @@ class NameIndex:
         """The words before a generic one-word NAME at START that make it another exercise
         ("sumo deadlift", "single leg deadlift", "king pigeon pose"). Longer names, Sanskrit
         ones and Bengali asana names are specific already."""
+        if name in ENGLISH_VERB_NAMES:  # "keep benching" is still benching
+            return None
         head = name.removesuffix(" pose")
-        generic = " " not in head and not head.endswith(("asana", "asan", "াসন"))
+        before = said[:start].split()[-1:]
+        if before and before[0] in VARIANT_WORDS:  # "hanging leg raise", "parivrtta trikonasana"
+            return before[0]
+        generic = (
+            " " not in head
+            and not head.endswith(("asana", "asan", "াসন"))
+            and head not in self.sanskrit_words  # "chaturanga"
+        )
         if _is_bengali(name):
-            generic = name in self.families or name in self._bengali_generic
+            specific = name.endswith("াসন")
+            generic = not specific and (name in self.families or name in self._bengali_generic)
         if not generic:
             return None
         words = []
@@ -344,6 +410,14 @@ class NameIndex:
         if all(word in GENERIC_WORDS for word in words):  # "arm curls" is still a curl
             return None
         return " ".join(words)
+
+    def _near_name(self, phrase: str) -> tuple[str, ...] | None:
+        """The ids of the longer name PHRASE misspells, if it is one. Stricter than other
+        misspellings: "hack squat" is 90 from "back squat" and another exercise."""
+        hit = process.extractOne(
+            phrase, self._fuzzy_names, scorer=fuzz.ratio, score_cutoff=MISSPELT_QUALIFIED_SCORE
+        )
+        return self.ids_by_name[hit[0]] if hit else None
 
     def _misspelt(self, said: str) -> list[Mention]:
         words = said.split()
@@ -390,7 +464,11 @@ def _unknown(said: str) -> list[Mention]:
     """A phrase shaped like an exercise name the knowledge base does not have."""
     for pattern in (UNKNOWN_LATIN, UNKNOWN_BENGALI):
         for match in pattern.finditer(said):
+            if re.match(r" (off|up|down|from|away|toward|towards|into|out)\b", said[match.end() :]):
+                continue  # a verb: "my tailbone lifts off the floor"
             words = match[0].split()
+            if words[-1] in GENERAL_POSE_WORDS:
+                continue
             while words and words[0] in SAME_EXERCISE_WORDS:  # "do a turkish get up"
                 words.pop(0)
             if len(words) > 1 and all(w in GENERIC_WORDS for w in words[:-1]):  # "yoga pose"

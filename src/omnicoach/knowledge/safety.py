@@ -34,7 +34,10 @@ WARNING_SIGNS = re.compile(
     r"swollen|swelling|(i|just) (hurt|injured|tweaked|pulled|strained|tore|sprained|twisted) "
     r"my|i think i (hurt|injured|tore|pulled)|ব্যথা (করে|লাগে|হয়|পাই|পাচ্ছি|হচ্ছে)|"
     r"তীব্র ব্যথা|হঠাৎ ব্যথা|চিনচিনে|মাথা ঘোর|মাথা ঘুর|ঝিমঝিম|অবশ|অসাড়|মচকে|ফুলে গেছে|"
-    r"চোট পেয়েছি|টান লেগেছে|পট করে",
+    r"চোট পেয়েছি|টান লেগেছে|পট করে|spasm|can'?t (stand|walk|straighten|move|put weight)|"
+    r"cannot (stand|walk|straighten|move)|(really |very )?(bad|severe|terrible|awful|worst) "
+    r"headache|bruis|black and blue|turned (blue|purple)|ছিঁড়ে|কালশিটে|ঝাপসা|যন্ত্রণা|"
+    r"(হাঁটতে|দাঁড়াতে|নড়তে) পারছি না|নীল হয়ে|আওয়াজ হ",
     re.IGNORECASE,
 )
 CONDITIONS = re.compile(
@@ -43,7 +46,11 @@ CONDITIONS = re.compile(
     r"issue)s?|surgery|operation|herniat|slipped disc|disc (bulge|problem)|sciatica|arthritis|"
     r"osteopor|heart (condition|disease|problem)|diabet|asthma|গর্ভ|রক্তচাপ|প্রেশার|গ্লুকোমা|"
     r"চোট|আঘাত|অস্ত্রোপচার|সার্জারি|অপারেশন|ব্যথা আছে|সমস্যা আছে|আর্থ্রাইটিস|হাঁপানি|"
-    r"ডায়াবেটিস|হৃদরোগ",
+    r"ডায়াবেটিস|হৃদরোগ|(knee|back|shoulder|wrist|neck|hip)s? (is|are) (bad|weak|dodgy)|weeks along"
+    r"|months along|trimester|postpartum|post-partum|gave birth|"
+    r"c-?section|caesarean|cesarean|had my \w+( \w+)? (out|removed|replaced)|replac(ed|ement)|"
+    r"sprain|\btorn\b|\btear\b|rotator cuff|prolaps|diagnosed|সিজার|প্রসব|ডেলিভারি|রিপ্লেস|"
+    r"প্রোল্যাপস|ডিস্ক|মচকা",
     re.IGNORECASE,
 )
 RISKY_CATEGORIES = {"inversion"}
