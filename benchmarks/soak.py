@@ -607,7 +607,7 @@ class RssSampler:
 def spoken_wav(directory: Path, url: str) -> bytes:
     """A short spoken question: espeak-ng when installed, else the server's own voice."""
     try:
-        from omnicoach.evaluation.speech import espeak
+        from omnicoach.data.voices import espeak
 
         return espeak(directory / "question.wav", SPOKEN, pad=0.3).read_bytes()
     except (ImportError, RuntimeError, OSError):

@@ -1,6 +1,6 @@
-"""Audio made at test time: speech from Debian's espeak-ng and word error rate (both from
-omnicoach.evaluation.speech, which the evaluation report uses too), and files that are not
-speech."""
+"""Audio made at test time: speech from Debian's espeak-ng (omnicoach.data.voices), word error
+rate and its sentences (omnicoach.evaluation.speech, which the evaluation report uses too), and
+files that are not speech."""
 
 import io
 import struct
@@ -11,7 +11,8 @@ from pathlib import Path
 import av
 import numpy as np
 
-from omnicoach.evaluation.speech import ESPEAK, SENTENCES, espeak, wav_bytes, wer, write_wav
+from omnicoach.data.voices import ESPEAK, espeak, wav_bytes, write_wav
+from omnicoach.evaluation.speech import SENTENCES, wer
 
 # Not English: tiny.en answers these with fluent English nonsense.
 GERMAN = "Halte den Rücken gerade und atme tief ein."

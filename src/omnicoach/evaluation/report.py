@@ -173,6 +173,7 @@ def wer_section(ctx: Context) -> Outcome:
     import numpy as np
 
     from omnicoach.audio.decode import AudioInputError, decode_audio
+    from omnicoach.data import voices
     from omnicoach.evaluation import speech
 
     sentences = speech.SENTENCES[:3] if ctx.quick else speech.SENTENCES
@@ -188,9 +189,9 @@ def wer_section(ctx: Context) -> Outcome:
     rows = []
     with tempfile.TemporaryDirectory() as folder:
         for i, sentence in enumerate(ctx.progress(sentences, desc="WER")):
-            spoken = speech.espeak(Path(folder) / f"{i}.wav", sentence).read_bytes()
+            spoken = voices.espeak(Path(folder) / f"{i}.wav", sentence).read_bytes()
             audio = np.concatenate(list(text_to_speech.synthesize(sentence)))
-            piper = speech.wav_bytes(audio, text_to_speech.sample_rate)
+            piper = voices.wav_bytes(audio, text_to_speech.sample_rate)
             rows.append(
                 {
                     "sentence": sentence,
@@ -463,7 +464,8 @@ def facts_section(ctx: Context) -> Outcome:
     if ctx.quick:  # a few questions of every kind, the default configuration only
         items, configs = items[::40], configs[:1]
     assistant = Assistant(ctx.settings, ctx.registry)
-    report = facts.FactEvaluation(assistant, items, ctx.log, ctx.progress).run(configs)
+    evaluation = facts.FactEvaluation(assistant, items, ctx.log, ctx.progress)
+    report = evaluation.run(configs, facts.GENERATIVE_EVERY)
     questions = str(facts.QUESTIONS.relative_to(REPO))
     facts.write_report(report, ctx.out, questions)
     return _facts_outcome(ctx, report, "rerun", questions)

@@ -94,6 +94,10 @@ class SpeechRecognizer:
         self.name = name
         self.multilingual = bool(self.model.model.is_multilingual)
 
+    def count_tokens(self, text: str) -> int:
+        """How many of Whisper's tokens TEXT takes (its prompt budget is counted in them)."""
+        return len(self.model.hf_tokenizer.encode(text, add_special_tokens=False).ids)
+
     def check_language(self, language: str | None) -> str | None:
         """The language code to pass on (None: detect it); raises for one we cannot handle."""
         if not language:
@@ -118,9 +122,11 @@ class SpeechRecognizer:
         prompt: str | None = None,
         temperature: float = 0.0,
         word_timestamps: bool = False,
+        hotwords: str | None = None,
     ) -> Transcript:
-        """Transcribe 16 kHz mono float32 AUDIO. Raises AudioInputError "no speech detected"
-        when nothing but silence, noise or hallucinations is left."""
+        """Transcribe 16 kHz mono float32 AUDIO; HOTWORDS are words to expect (names), read
+        as if said before the clip. Raises AudioInputError "no speech detected" when nothing
+        but silence, noise or hallucinations is left."""
         segments, info = self.model.transcribe(
             audio,
             language=self.check_language(language),
@@ -128,6 +134,7 @@ class SpeechRecognizer:
             temperature=temperature or FALLBACK_TEMPERATURES,
             vad_filter=True,
             word_timestamps=word_timestamps,
+            hotwords=hotwords or None,
         )
         segments = list(segments)  # decoding happens here, segment by segment
         kept = [segment for segment in segments if not is_hallucination(segment)]

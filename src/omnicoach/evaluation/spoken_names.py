@@ -1,0 +1,157 @@
+"""Are the exercises' names heard? Speech to text on held-out spoken questions.
+
+    omnicoach eval spoken-names [--speech data/speech] [--out reports/spoken-names]
+
+The clips are data/speech_dataset.py's test split: speakers and sentence templates that no
+training clip has. Each configuration transcribes every clip; scored per clip:
+
+- *name heard*: the knowledge base's name index (knowledge/names.py, the one chat questions are
+  read with) finds the clip's exercise in the transcript;
+- word error rate against the text that was said (jiwer, case and punctuation ignored);
+- BLEU of all transcripts against the texts (sacrebleu).
+
+Reported for Sanskrit names, gym exercises' names and yoga poses' English names apart. Beside
+them, each configuration's word error rate on plain English: evaluation/speech.py's sentences,
+spoken by espeak-ng and by the Piper voice, so that expecting names does not cost everyday words.
+"""
+
+import json
+from pathlib import Path
+
+import sacrebleu
+
+from omnicoach.audio.decode import decode_audio
+from omnicoach.data.speech_dataset import load_split
+from omnicoach.data.voices import Speaker, speak, wav_bytes
+from omnicoach.errors import OmnicoachError
+from omnicoach.evaluation.speech import SENTENCES, wer
+from omnicoach.knowledge.base import load_entries
+from omnicoach.knowledge.names import NameIndex
+from omnicoach.knowledge.spoken_names import vocabulary
+
+GROUPS = {
+    "sanskrit names": lambda row: row["name_kind"] == "sanskrit",
+    "gym names": lambda row: row["category"] == "gym",
+    "yoga poses' English names": lambda row: (
+        row["category"] == "yoga" and row["name_kind"] == "english"
+    ),
+}
+
+
+def configurations(recognizer) -> dict[str, dict]:
+    """Name → the transcribe() arguments of each configuration."""
+    entries = load_entries()
+    return {
+        "Whisper alone": {},
+        "with the knowledge base's names": {
+            "hotwords": vocabulary(entries, recognizer.count_tokens)
+        },
+    }
+
+
+def transcribe_all(recognizer, folder: Path, rows: list[dict], options: dict, progress) -> list:
+    heard = []
+    for row in progress(rows):
+        audio = decode_audio((folder / row["audio"]).read_bytes(), 60)
+        try:
+            heard.append(recognizer.transcribe(audio, **options).text)
+        except OmnicoachError:  # "no speech detected": nothing was heard
+            heard.append("")
+    return heard
+
+
+def score(rows: list[dict], heard: list[str], names: NameIndex) -> dict:
+    def figures(pairs) -> dict:
+        pairs = list(pairs)
+        if not pairs:
+            return {"n": 0}
+        return {
+            "n": len(pairs),
+            "name_heard": sum(names.resolve(h).exercise == r["exercise"] for r, h in pairs)
+            / len(pairs),
+            "wer": sum(wer(r["text"], h) for r, h in pairs) / len(pairs),
+            "bleu": sacrebleu.corpus_bleu(
+                [h for _, h in pairs], [[r["text"] for r, _ in pairs]]
+            ).score,
+        }
+
+    pairs = list(zip(rows, heard, strict=True))
+    result = {"all": figures(pairs)}
+    for group, belongs in GROUPS.items():
+        result[group] = figures((r, h) for r, h in pairs if belongs(r))
+    return result
+
+
+def plain_english(piper) -> list[tuple[str, bytes]]:
+    """(sentence, WAV bytes) of the plain sentences, each by espeak-ng and by PIPER."""
+    clips = []
+    for sentence in SENTENCES:
+        for speaker in (Speaker("espeak", "en-us", 175), Speaker("piper", "joe", 1.0)):
+            samples, rate = speak(speaker, sentence, piper)
+            clips.append((sentence, wav_bytes(samples, rate)))
+    return clips
+
+
+def plain_wer(recognizer, clips: list[tuple[str, bytes]], options: dict) -> float:
+    errors = []
+    for sentence, data in clips:
+        try:
+            errors.append(
+                wer(sentence, recognizer.transcribe(decode_audio(data, 60), **options).text)
+            )
+        except OmnicoachError:
+            errors.append(1.0)
+    return sum(errors) / len(errors)
+
+
+def evaluate(recognizer, folder: Path, piper, progress=lambda rows: rows) -> dict:
+    """Every configuration on FOLDER's test split; PIPER is the loaded Piper voice."""
+    rows = load_split(folder, "test")
+    names = NameIndex(load_entries())
+    plain = plain_english(piper)
+    report = {"clips": len(rows), "speakers": sorted({r["speaker"] for r in rows}), "configs": []}
+    for label, options in configurations(recognizer).items():
+        heard = transcribe_all(recognizer, folder, rows, options, progress)
+        report["configs"].append(
+            {
+                "name": label,
+                "options": options,
+                "scores": score(rows, heard, names),
+                "plain_english_wer": plain_wer(recognizer, plain, options),
+                "transcripts": [
+                    {"text": r["text"], "heard": h, "exercise": r["exercise"]}
+                    for r, h in zip(rows, heard, strict=True)
+                ],
+            }
+        )
+    return report
+
+
+def markdown_report(report: dict) -> list[str]:
+    groups = ["all", *GROUPS]
+    lines = [
+        f"{report['clips']} held-out clips (speakers and templates no training clip has). "
+        "*Name heard*: the name index finds the clip's exercise in the transcript.",
+        "",
+        "| configuration | "
+        + " | ".join(f"name heard, {g}" for g in groups)
+        + " | WER | BLEU | WER, plain English |",
+        "|---|" + "---|" * (len(groups) + 3),
+    ]
+    for config in report["configs"]:
+        scores = config["scores"]
+        cells = [f"{scores[g]['name_heard']:.1%} (n {scores[g]['n']})" for g in groups]
+        lines.append(
+            f"| {config['name']} | "
+            + " | ".join(cells)
+            + f" | {scores['all']['wer']:.1%} | {scores['all']['bleu']:.1f}"
+            + f" | {config['plain_english_wer']:.1%} |"
+        )
+    return lines
+
+
+def write_report(report: dict, out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(report, indent=1, ensure_ascii=False) + "\n")
+    body = ["# Exercise names in speech", "", *markdown_report(report)]
+    (out / "README.md").write_text("\n".join(body) + "\n")
