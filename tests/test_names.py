@@ -34,6 +34,7 @@ NAMES = NameIndex(load_entries())
         ("ত্রিকোণাসনে হাত কোথায় রাখব?", "triangle-pose"),  # one word of "উত্থিত ত্রিকোণাসন"
         ("তবু শীর্ষাসন শিখতে চাই", "headstand"),  # "তবু" (still) makes no other exercise
         ("ডাম্বেল কার্ল কীভাবে করব?", "dumbbell-biceps-curl"),
+        ("Describe plank pose in a few sentences.", "plank-pose"),  # a verb is no qualifier
     ],
 )
 def test_the_name_said_is_the_exercise(text, exercise):

@@ -157,7 +157,8 @@ def test_speak_replies_reads_the_answer_while_it_is_written(open_page):
         "requestfinished",
         lambda r: events.append(("answer done",)) if "/v1/chat/completions" in r.url else None,
     )
-    page.locator("#composer-input").fill("Describe plank pose in a few short sentences.")
+    # An open question, which the chat model answers (one about an exercise is the entry's).
+    page.locator("#composer-input").fill("Give me tips for a better morning routine.")
     page.keyboard.press("Enter")
     expect(page.locator("#speak-replies.speaking")).to_be_visible(timeout=30_000)  # playing
     wait_answer_done(page)

@@ -142,6 +142,7 @@ _ENGLISH_SAME_WORDS = (
     "where who whom whose from into at by like as so very really just also still even only "
     "yoga gym daily weekly regular proper correct correctly right good basic normal standard "
     "simple perfect full deep heavy light slow weighted assisted strict clean perfectly bad "
+    "describe explain show teach demonstrate define compare recommend "
     "properly safely better best easy easier hard harder simple beginner beginners advanced "
     "intermediate pose poses asana version exercise exercises move movement classic "
     "traditional usual typical"
