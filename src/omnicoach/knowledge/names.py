@@ -11,7 +11,9 @@ Then, in order:
 - a family name ("warrior", "a curl", "the twist") fits several exercises: the text is
   ambiguous and the assistant asks which one;
 - a name right after a word that makes it another exercise ("sumo deadlift", "pistol squat",
-  "king pigeon") is an exercise the knowledge base does not have;
+  "king pigeon"; before any name, "hanging", "incline", "parivrtta"…) is an exercise the
+  knowledge base does not have, unless the two words are a misspelt longer name ("romainian
+  deadlift");
 - an everyday word that is also a pose's short name ("tree", "fish", "chair") counts only when
   the text speaks of exercise ("how do I do tree?", "fish pose"), not in "is fish healthy?";
 - only when nothing above matched, a near miss of a name (rapidfuzz, ≥ FUZZY_SCORE) catches
@@ -60,9 +62,7 @@ FAMILIES = {
     "raise": ("lateral-raise", "lying-leg-raise", "standing-calf-raise"),
     "রেইজ": ("lateral-raise", "lying-leg-raise", "standing-calf-raise"),
     "row": ("barbell-row", "seated-cable-row"),
-    "রো": ("barbell-row", "seated-cable-row"),
     "ডগ পোজ": ("downward-facing-dog", "upward-facing-dog"),
-    "ডগ": ("downward-facing-dog", "upward-facing-dog"),
     "press": ("barbell-bench-press", "overhead-press", "leg-press"),
     "প্রেস": ("barbell-bench-press", "overhead-press", "leg-press"),
     "forward bend": ("standing-forward-bend", "seated-forward-bend", "wide-legged-forward-bend"),
