@@ -752,13 +752,14 @@ def eval_facts_command(
     ] = None,
     limit: Annotated[int | None, typer.Option(min=1, help="Only the first N questions.")] = None,
     generative_every: Annotated[
-        int,
+        int | None,
         typer.Option(
             min=1,
             help="Generative answers for every Nth question only (they take ~20 s each in "
-            "Bengali on 2 cores); the report also compares every configuration on those.",
+            "Bengali on 2 cores); the report also compares every configuration on those. "
+            "Default: 3 (evaluation/facts.GENERATIVE_EVERY).",
         ),
-    ] = 3,
+    ] = None,
 ) -> None:
     """Fact accuracy on held-out questions about the knowledge base's exercises (English and
     Bengali), answered through the assistant: grounded vs generative, base vs fine-tune."""
@@ -766,6 +767,7 @@ def eval_facts_command(
 
     from omnicoach.assistant import Assistant
     from omnicoach.evaluation.facts import (
+        GENERATIVE_EVERY,
         FactEvaluation,
         load_questions,
         markdown_report,
@@ -781,7 +783,9 @@ def eval_facts_command(
     items = load_questions(questions)[:limit]
     evaluation = FactEvaluation(Assistant(settings, registry), items, err.print, tqdm)
     report = evaluation.run(
-        chosen, generative_every, done=lambda so_far: write_report(so_far, out, str(questions))
+        chosen,
+        generative_every or GENERATIVE_EVERY,
+        done=lambda so_far: write_report(so_far, out, str(questions)),
     )
     print("\n".join(markdown_report(report, str(questions))))
     err.print(f"Wrote {out}/README.md and results.json")

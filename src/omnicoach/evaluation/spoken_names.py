@@ -21,7 +21,7 @@ from pathlib import Path
 import sacrebleu
 
 from omnicoach.audio.decode import decode_audio
-from omnicoach.data.speech_dataset import load_split
+from omnicoach.data.speech_dataset import PIPER_VOICE, load_split
 from omnicoach.data.voices import Speaker, speak, wav_bytes
 from omnicoach.errors import OmnicoachError
 from omnicoach.evaluation.speech import SENTENCES, wer
@@ -86,7 +86,7 @@ def plain_english(piper) -> list[tuple[str, bytes]]:
     """(sentence, WAV bytes) of the plain sentences, each by espeak-ng and by PIPER."""
     clips = []
     for sentence in SENTENCES:
-        for speaker in (Speaker("espeak", "en-us", 175), Speaker("piper", "joe", 1.0)):
+        for speaker in (Speaker("espeak", "en-us", 175), Speaker("piper", PIPER_VOICE, 1.0)):
             samples, rate = speak(speaker, sentence, piper)
             clips.append((sentence, wav_bytes(samples, rate)))
     return clips
