@@ -47,7 +47,7 @@ def test_french_is_never_a_confident_transcript(speech_to_text, speech_dir):
     except AudioInputError as error:
         assert str(error) == (
             "no speech detected: Whisper heard sounds but could not make out words "
-            "(whisper-tiny.en understands English only)"
+            f"({speech_to_text.name} understands English only)"
         )
     else:
         assert transcript.warning.startswith("low confidence: the speech may not be English")
@@ -57,7 +57,9 @@ def test_an_english_only_model_refuses_other_languages(speech_to_text, speech_di
     assert not speech_to_text.multilingual
     assert speech_to_text.check_language(None) == "en"
     assert speech_to_text.check_language("EN") == "en"
-    with pytest.raises(InvalidRequestError, match="whisper-tiny.en understands English only"):
+    with pytest.raises(
+        InvalidRequestError, match=f"{speech_to_text.name} understands English only"
+    ):
         speech_to_text.check_language("de")
     path = espeak(speech_dir / "asr-lang.wav", SENTENCES[0])
     with pytest.raises(InvalidRequestError, match="cannot transcribe language 'fr'"):

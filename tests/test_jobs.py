@@ -6,6 +6,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import httpx
 import psutil
@@ -372,6 +373,31 @@ def test_sft_job_fine_tunes_the_chat_model_on_an_upload(alice, worker):
     bad = upload(alice, '{"messages": [{"role": "user", "content": "hi"}]}\n', name="no.jsonl")
     response = alice.post("/jobs", json={"kind": "train_sft", "params": {"file_id": bad}})
     assert "no.jsonl:1" in assert_error(response, 400, "params.file_id")["message"]
+
+
+@pytest.mark.slow
+def test_asr_job_teaches_speech_to_text_the_callers_own_words(alice, worker):
+    words = "Today we practise Tadasana.\nHold Vrksasana for five breaths.\nNow Utkatasana.\n"
+    file_id = upload(alice, words, name="words.txt")
+    params = {"file_id": file_id, "voices_per_line": 2, "epochs": 1, "batch_size": 2}
+    response = alice.post("/jobs", json={"kind": "train_asr", "params": params})
+    assert response.status_code == 201, response.text
+    final = follow(alice, response.json()["id"], timeout=300)[-1][1]
+    assert final["status"] == "succeeded", final
+    assert final["result"]["clips"] == {"train": 4, "validation": 2}
+    assert 0 <= final["result"]["validation_wer"] <= 2
+    job = alice.get(f"/jobs/{final['id']}").json()
+    assert [p["step"] for p in job["metrics"]["loss"]] == [1, 2]  # 4 clips in batches of 2
+    assert [p["step"] for p in job["metrics"]["validation_wer"]] == [1]
+    assert job["artifacts"] == ["asr.zip", "manifest.json"]
+    assert (Path(final["result"]["model_dir"]) / "model.bin").is_file()  # ready to serve
+
+    bad = upload(alice, "only one line\n", name="few.txt")
+    response = alice.post("/jobs", json={"kind": "train_asr", "params": {"file_id": bad}})
+    assert (
+        "few.txt needs at least two sentences"
+        in assert_error(response, 400, "params.file_id")["message"]
+    )
 
 
 @pytest.mark.slow

@@ -48,6 +48,16 @@ def server(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+def tuned_server(tmp_path_factory):
+    """Speech to text by the fine-tune, whatever the default."""
+    data_dir = tmp_path_factory.mktemp("tuned-audio-server")
+    with ServerProcess(
+        data_dir / "server.log", data_dir=data_dir, speech_to_text_model="whisper-tiny.en-yoga"
+    ) as process:
+        yield process
+
+
+@pytest.fixture(scope="module")
 def client(server):
     return openai.OpenAI(base_url=f"{server.url}/v1", api_key="unused", max_retries=0)
 
@@ -272,6 +282,30 @@ def test_chat_answers_a_spoken_question_and_stores_its_transcript(client, server
     assert [m["role"] for m in stored] == ["user", "assistant"]
     assert stored[0]["content"] == transcript.text  # the transcript, not the audio
     assert stored[1]["content"] == answer.choices[0].message.content
+
+
+@pytest.mark.parametrize(
+    ("question", "voice", "exercise"),
+    [
+        # Speakers no training clip has (data/speech_dataset.py's test accents).
+        ("How do I do Trikonasana safely?", "en-gb-scotland", "triangle-pose"),
+        ("What should I avoid in Bhujangasana?", "en-us-nyc", "cobra-pose"),
+    ],
+)
+def test_a_spoken_question_naming_an_exercise_gets_its_grounded_answer(
+    tuned_server, tmp_path, question, voice, exercise
+):
+    server = tuned_server
+    clip = espeak(tmp_path / "question.wav", question, voice)
+    body = {
+        "model": "smollm2-135m-yoga",
+        "messages": [{"role": "user", "content": [audio_part(clip.read_bytes())]}],
+        "temperature": 0,
+    }
+    response = httpx.post(f"{server.url}/v1/chat/completions", json=body, timeout=120)
+    assert response.status_code == 200, response.text
+    sources = {source["id"].split(":")[1] for source in response.json()["sources"]}
+    assert sources == {exercise}, response.json()["choices"][0]["message"]["content"]
 
 
 def test_chat_with_a_spoken_question_and_text_streams(client, spoken):

@@ -1,12 +1,15 @@
-"""Exercise names in speech: the recogniser's vocabulary from the knowledge base, and the
-generated spoken-question dataset (its splits and its augmentation)."""
+"""Exercise names in speech: the recogniser's vocabulary from the knowledge base, the resolver
+of misheard names, and the generated spoken-question dataset (its splits and its
+augmentation)."""
 
 import numpy as np
 import pytest
 
 from omnicoach.data import speech_dataset, voices
+from omnicoach.evaluation.speech import PLAIN_SENTENCES
 from omnicoach.knowledge.base import load_entries
-from omnicoach.knowledge.spoken_names import HOTWORD_TOKENS, vocabulary
+from omnicoach.knowledge.names import NameIndex
+from omnicoach.knowledge.spoken_names import HOTWORD_TOKENS, SpokenNameResolver, vocabulary
 
 
 def test_the_vocabulary_fits_whispers_prompt_budget_and_holds_every_sanskrit_word(
@@ -82,3 +85,53 @@ def test_a_clip_is_spoken_by_espeak_and_written_at_16_khz(tmp_path):
     assert again_rate == 16000
     assert len(again) == pytest.approx(len(samples) * 16000 / rate, abs=2)
     assert np.abs(again).max() > 0.05
+
+
+@pytest.fixture(scope="module")
+def resolver():
+    return SpokenNameResolver(load_entries())
+
+
+@pytest.mark.parametrize(
+    ("heard", "name"),
+    [
+        # What Whisper tiny.en heard in clips of the training speakers.
+        ("Next, we will do my lasanga.", "Malasana"),
+        ("Is Troy Canassana safe for beginners?", "Trikonasana"),
+        ("Can you explain Tricep Bush now to me?", "Tricep Pushdown"),
+    ],
+)
+def test_a_misheard_name_is_replaced_by_the_name_it_sounds_like(resolver, heard, name):
+    corrected, found = resolver.correct(heard)
+    assert found is not None and found.name.lower() == name.lower(), found
+    assert found.name in corrected
+    assert resolver.index.resolve(corrected).exercise == found.exercise
+
+
+@pytest.mark.parametrize(
+    "sentence",
+    [
+        *PLAIN_SENTENCES,
+        "What should I eat before a long run?",
+        "Can you make me a weekly training plan?",
+        "How many days a week should I rest?",
+        "My shoulders feel tight after working at the computer.",
+    ],
+)
+def test_ordinary_sentences_are_never_corrected_into_names(resolver, sentence):
+    assert resolver.correct(sentence) == (sentence, None)
+
+
+def test_a_transcript_that_already_names_an_exercise_is_left_alone(resolver):
+    heard = "Is Tadasana good for posture?"
+    assert resolver.correct(heard) == (heard, None)
+
+
+def test_the_plain_training_sentences_name_no_exercise_and_are_not_the_measured_ones():
+    rows = speech_dataset.plain_rows(seed=0)
+    train = {r["text"] for r in rows["train"]}
+    validation = {r["text"] for r in rows["validation"]}
+    assert len(train) == 300 and len(validation) == 30 and not train & validation
+    names = NameIndex(load_entries())
+    assert not [t for t in train | validation if names.mentions(t)]
+    assert not (train | validation) & set(PLAIN_SENTENCES)  # WER on plain English stays held out

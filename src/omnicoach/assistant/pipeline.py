@@ -187,6 +187,7 @@ class Turn:
             assistant.registry.speech_to_text,
             settings.max_audio_seconds,
             assistant.gates.transcription,
+            correct=lambda text: assistant.knowledge().spoken_names.correct(text)[0],
         )
         messages = []
         for message in request.messages:

@@ -8,14 +8,19 @@ espeak-ng's English accents and variants at several speeds and pitches, and the 
 voice; then heard in a small room and over background noise (data/voices.py). Numerals are
 said as words ("Warrior two").
 
+Beside them, train and validation hold everyday coaching sentences that name no exercise (the
+knowledge base's steps, mistakes and cautions), so that a recogniser trained here keeps writing
+ordinary English.
+
 The test split keeps whole speakers and whole templates out of training: three espeak-ng
 accents (Scottish, New York, Lancaster) and the Piper voice are never in train or validation,
 and neither are the test templates. It names each exercise by its English and Sanskrit names
 (the aliases only train). Validation is a seeded tenth of the training speakers' clips.
 
 Writes OUT/{train,validation,test}/NNNNN.wav (16 kHz mono) and OUT/{split}.jsonl, a row per
-clip: audio, text, exercise, name, name_kind (english / sanskrit / alias), category (yoga /
-gym), speaker, template. Deterministic from the seed; ~5 minutes on 2 cores.
+clip: audio, text, exercise, name, name_kind (english / sanskrit / alias / none), category
+(yoga / gym), speaker, template. Deterministic from the seed — except the Piper voice's clips,
+which Piper samples afresh each time; ~3 minutes on 2 cores.
 """
 
 import argparse
@@ -141,6 +146,47 @@ def plan(seed: int = SEED) -> dict[str, list[dict]]:
     return splits
 
 
+PLAIN_PER_SPLIT = {"train": 300, "validation": 30}
+
+
+def plain_rows(seed: int = SEED) -> dict[str, list[dict]]:
+    """Everyday coaching sentences that name no exercise — the knowledge base's own steps,
+    mistakes and cautions, 6 to 16 words — said by training speakers: they keep the fine-tune
+    writing ordinary English as it was, and ending where the speech ends. Drawn with their own
+    random stream, after every named clip, so the named clips stay as they were."""
+    from omnicoach.knowledge.names import NameIndex
+
+    rng = random.Random(seed + 1)
+    entries = load_entries()
+    names = NameIndex(entries)
+    sentences = sorted(
+        {
+            text
+            for entry in entries
+            for field in ("steps", "common_mistakes", "cautions")
+            for text in entry[field]["en"]
+            if 6 <= len(text.split()) <= 16 and text.isascii() and not names.mentions(text)
+        }
+    )
+    rng.shuffle(sentences)
+    rows, start = {}, 0
+    for split, count in PLAIN_PER_SPLIT.items():
+        rows[split] = [
+            {
+                "exercise": None,
+                "category": None,
+                "text": text,
+                "name": None,
+                "name_kind": "none",
+                "speaker": espeak_speaker(rng, TRAIN_ACCENTS),
+                "template": "plain",
+            }
+            for text in sentences[start : start + count]
+        ]
+        start += count
+    return rows
+
+
 def heard(samples: np.ndarray, rate: int, rng: np.random.Generator) -> np.ndarray:
     """SAMPLES at 16 kHz, in a room half the time and over noise (10–30 dB SNR) most times."""
     if rate != RATE:
@@ -155,13 +201,23 @@ def heard(samples: np.ndarray, rate: int, rng: np.random.Generator) -> np.ndarra
 def build(out: Path, seed: int = SEED, piper=None) -> dict[str, int]:
     """Write the clips and the JSONL files; PIPER: the loaded Piper voice (loaded here if
     None). Returns the number of clips per split."""
-    if piper is None:
+    splits = plan(seed)
+    for split, rows in plain_rows(seed).items():
+        splits[split] += rows
+    return _write(splits, out, seed, piper)
+
+
+def _write(splits: dict[str, list[dict]], out: Path, seed: int, piper) -> dict[str, int]:
+    """Speak every row of SPLITS into OUT/{split}/NNNNN.wav and OUT/{split}.jsonl."""
+    if piper is None and any(
+        r["speaker"].engine == "piper" for rows in splits.values() for r in rows
+    ):
         from omnicoach.models.bundled import piper_joe_onnx
         from omnicoach.models.tts import SpeechSynthesizer
 
         piper = SpeechSynthesizer(piper_joe_onnx(), PIPER_VOICE, threads=1)
     counts = {}
-    for number, (split, rows) in enumerate(plan(seed).items()):
+    for number, (split, rows) in enumerate(splits.items()):
         folder = out / split
         folder.mkdir(parents=True, exist_ok=True)
         rng = np.random.default_rng([seed, number])
@@ -173,6 +229,51 @@ def build(out: Path, seed: int = SEED, piper=None) -> dict[str, int]:
                 index.write(json.dumps(row, ensure_ascii=False) + "\n")
         counts[split] = len(rows)
     return counts
+
+
+MAX_LINES = 2_000  # lines of a user's own vocabulary file
+MAX_LINE_CHARS = 200
+
+
+def read_lines(path: Path) -> list[str]:
+    """The sentences of a user's vocabulary file (UTF-8 text, one sentence or name a line;
+    blank lines skipped); InvalidRequestError naming the line for anything else."""
+    from omnicoach.errors import InvalidRequestError
+
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise InvalidRequestError(f"{path} is not UTF-8 text") from None
+    lines = []
+    for number, line in enumerate(text.splitlines(), 1):
+        line = line.strip()
+        if not line:
+            continue
+        if len(line) > MAX_LINE_CHARS:
+            raise InvalidRequestError(
+                f"{path}:{number}: a line is one sentence, at most {MAX_LINE_CHARS} characters"
+            )
+        lines.append(line)
+    if len(lines) < 2:
+        raise InvalidRequestError(f"{path} needs at least two sentences, one a line")
+    if len(lines) > MAX_LINES:
+        raise InvalidRequestError(f"{path} has {len(lines)} sentences; at most {MAX_LINES}")
+    return lines
+
+
+def speak_lines(lines: list[str], out: Path, seed: int = SEED, per_line: int = 4, piper=None):
+    """A speech folder (train and validation, the layout build() writes) of LINES, each
+    said by PER_LINE training speakers (one of them Piper's voice) in the same rooms and noise
+    as the bundled set; a seeded tenth of the lines (at least one) is for validation."""
+    rng = random.Random(seed)
+    held = set(rng.sample(range(len(lines)), max(1, len(lines) // 10)))
+    rows: dict[str, list[dict]] = {"train": [], "validation": []}
+    for i, line in enumerate(lines):
+        split = "validation" if i in held else "train"
+        for k in range(per_line):
+            speaker = piper_speaker(rng) if k == 0 else espeak_speaker(rng, TRAIN_ACCENTS)
+            rows[split].append({"text": line, "speaker": speaker, "template": "user"})
+    return _write(rows, out, seed, piper)
 
 
 def load_split(folder: Path, split: str) -> list[dict]:

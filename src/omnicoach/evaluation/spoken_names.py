@@ -21,13 +21,12 @@ from pathlib import Path
 import sacrebleu
 
 from omnicoach.audio.decode import decode_audio
-from omnicoach.data.speech_dataset import PIPER_VOICE, load_split
-from omnicoach.data.voices import Speaker, speak, wav_bytes
+from omnicoach.data.speech_dataset import load_split
 from omnicoach.errors import OmnicoachError
-from omnicoach.evaluation.speech import SENTENCES, wer
+from omnicoach.evaluation.speech import plain_wer, spoken_plain_sentences, transcribe, wer
 from omnicoach.knowledge.base import load_entries
 from omnicoach.knowledge.names import NameIndex
-from omnicoach.knowledge.spoken_names import vocabulary
+from omnicoach.knowledge.spoken_names import SpokenNameResolver, vocabulary
 
 GROUPS = {
     "sanskrit names": lambda row: row["name_kind"] == "sanskrit",
@@ -38,15 +37,16 @@ GROUPS = {
 }
 
 
-def configurations(recognizer) -> dict[str, dict]:
-    """Name → the transcribe() arguments of each configuration."""
+def configurations(recognizers: dict) -> list[tuple[str, object, dict]]:
+    """(name, recogniser, transcribe() arguments) of each decoding configuration: every
+    recogniser in RECOGNIZERS (label → model) alone and told the knowledge base's names."""
     entries = load_entries()
-    return {
-        "Whisper alone": {},
-        "with the knowledge base's names": {
-            "hotwords": vocabulary(entries, recognizer.count_tokens)
-        },
-    }
+    configs = []
+    for label, recognizer in recognizers.items():
+        configs.append((label, recognizer, {}))
+        hotwords = vocabulary(entries, recognizer.count_tokens)
+        configs.append((f"{label} + names as hotwords", recognizer, {"hotwords": hotwords}))
+    return configs
 
 
 def transcribe_all(recognizer, folder: Path, rows: list[dict], options: dict, progress) -> list:
@@ -82,48 +82,37 @@ def score(rows: list[dict], heard: list[str], names: NameIndex) -> dict:
     return result
 
 
-def plain_english(piper) -> list[tuple[str, bytes]]:
-    """(sentence, WAV bytes) of the plain sentences, each by espeak-ng and by PIPER."""
-    clips = []
-    for sentence in SENTENCES:
-        for speaker in (Speaker("espeak", "en-us", 175), Speaker("piper", PIPER_VOICE, 1.0)):
-            samples, rate = speak(speaker, sentence, piper)
-            clips.append((sentence, wav_bytes(samples, rate)))
-    return clips
-
-
-def plain_wer(recognizer, clips: list[tuple[str, bytes]], options: dict) -> float:
-    errors = []
-    for sentence, data in clips:
-        try:
-            errors.append(
-                wer(sentence, recognizer.transcribe(decode_audio(data, 60), **options).text)
-            )
-        except OmnicoachError:
-            errors.append(1.0)
-    return sum(errors) / len(errors)
-
-
-def evaluate(recognizer, folder: Path, piper, progress=lambda rows: rows) -> dict:
-    """Every configuration on FOLDER's test split; PIPER is the loaded Piper voice."""
-    rows = load_split(folder, "test")
-    names = NameIndex(load_entries())
-    plain = plain_english(piper)
+def evaluate(
+    recognizers: dict, folder: Path, piper, progress=lambda rows: rows, every: int = 1
+) -> dict:
+    """Every configuration on FOLDER's test split (each EVERY-th clip), each also with the name
+    resolver after decoding; RECOGNIZERS is label → speech-to-text model, PIPER the loaded
+    Piper voice."""
+    rows = load_split(folder, "test")[::every]
+    entries = load_entries()
+    names, resolver = NameIndex(entries), SpokenNameResolver(entries)
+    plain = spoken_plain_sentences(piper)
     report = {"clips": len(rows), "speakers": sorted({r["speaker"] for r in rows}), "configs": []}
-    for label, options in configurations(recognizer).items():
+    for label, recognizer, options in configurations(recognizers):
         heard = transcribe_all(recognizer, folder, rows, options, progress)
-        report["configs"].append(
-            {
-                "name": label,
-                "options": options,
-                "scores": score(rows, heard, names),
-                "plain_english_wer": plain_wer(recognizer, plain, options),
-                "transcripts": [
-                    {"text": r["text"], "heard": h, "exercise": r["exercise"]}
-                    for r, h in zip(rows, heard, strict=True)
-                ],
-            }
-        )
+        plain_heard = [transcribe(recognizer, data, **options) for _, _, data in plain]
+        for resolved in (False, True):
+            fixed = [resolver.correct(h)[0] for h in heard] if resolved else heard
+            fixed_plain = [resolver.correct(h)[0] for h in plain_heard] if resolved else plain_heard
+            report["configs"].append(
+                {
+                    "name": label + (" + name resolver" if resolved else ""),
+                    "model": recognizer.name,
+                    "options": options,
+                    "resolver": resolved,
+                    "scores": score(rows, fixed, names),
+                    "plain_english_wer": plain_wer(plain, fixed_plain),
+                    "transcripts": [
+                        {"text": r["text"], "heard": h, "exercise": r["exercise"]}
+                        for r, h in zip(rows, fixed, strict=True)
+                    ],
+                }
+            )
     return report
 
 

@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from omnicoach.jobs import (
+    asr_job,
     chat_job,
     image_lora_job,
     perplexity_job,
@@ -91,6 +92,15 @@ KINDS: dict[str, JobKind] = {
             params=image_lora_job.ImageLoraParams,
             run=image_lora_job.run,
             prepare=image_lora_job.prepare,
+        ),
+        JobKind(
+            name="train_asr",
+            description="Fine-tune speech to text (Whisper's decoder) on an uploaded text file "
+            "of the caller's own words, spoken by synthetic voices, or on the bundled spoken "
+            "exercise names; live loss and word error rate.",
+            params=asr_job.AsrParams,
+            run=asr_job.run,
+            prepare=asr_job.prepare,
         ),
     )
 }

@@ -8,6 +8,7 @@ from omnicoach.knowledge.aspects import AspectReader
 from omnicoach.knowledge.base import KB_DIR, Passage, all_passages, load_entries, load_vocabulary
 from omnicoach.knowledge.names import NameIndex
 from omnicoach.knowledge.retrieval import PassageIndex
+from omnicoach.knowledge.spoken_names import SpokenNameResolver
 
 
 class Knowledge:
@@ -16,6 +17,7 @@ class Knowledge:
         self.entries = {entry["id"]: entry for entry in entries}
         self.vocabulary = load_vocabulary(directory)
         self.names = NameIndex(entries)
+        self.spoken_names = SpokenNameResolver(entries, index=self.names)
         self.index = PassageIndex(embedder, all_passages(entries, self.vocabulary), cache_dir)
         self.aspects = AspectReader(embedder)
         self._passages = {passage.id: passage for passage in self.index.passages}

