@@ -77,7 +77,10 @@ def test_plain_eval_runs_every_section_into_reports_latest(monkeypatch):
     result = eval_all("--quick", "--skip", "sft,imagegen", "--rerun", "pretrain")
     assert result.exit_code == 0, result.output
     [(names, out, options)] = calls
-    assert names == ["wer", "router", "facts", "vlm", "pretrain"] and options["reuse"] == set()
+    assert (
+        names == ["wer", "spoken-names", "router", "facts", "vlm", "pretrain"]
+        and options["reuse"] == set()
+    )
     assert str(out) == "var/eval-quick"  # quick figures never land in reports/latest
 
 
@@ -85,7 +88,7 @@ def test_plain_eval_runs_every_section_into_reports_latest(monkeypatch):
     ("args", "message"),
     [
         (["--only", "router,bleu"], "unknown section bleu"),
-        (["--skip", "wer,router,sft,facts,vlm,imagegen,pretrain"], "no section left"),
+        (["--skip", "wer,spoken-names,router,sft,facts,vlm,imagegen,pretrain"], "no section left"),
         (["--reuse", "wer"], "wer has no report to read"),
         (["--only", "pretrain", "--out", str(report.REPORTS)], "would overwrite"),
         (["--only", "pretrain", "--out", str(report.REPORTS / "sft")], "would overwrite"),

@@ -290,6 +290,8 @@ def test_chat_answers_a_spoken_question_and_stores_its_transcript(client, server
         # Speakers no training clip has (data/speech_dataset.py's test accents).
         ("How do I do Trikonasana safely?", "en-gb-scotland", "triangle-pose"),
         ("What should I avoid in Bhujangasana?", "en-us-nyc", "cobra-pose"),
+        ("Which muscles are used in Utkatasana?", "en-gb-x-gbclan", "chair-pose"),
+        ("Teach me the Romanian Deadlift.", "en-gb-scotland", "romanian-deadlift"),
     ],
 )
 def test_a_spoken_question_naming_an_exercise_gets_its_grounded_answer(

@@ -303,7 +303,7 @@ def train_asr_command(
     method: Annotated[
         str, typer.Option(help="decoder: train the decoder's layers; lora: a LoRA adapter.")
     ] = "decoder",
-    epochs: Annotated[int, typer.Option(min=1)] = 5,
+    epochs: Annotated[int, typer.Option(min=1)] = 4,
     batch_size: Annotated[int, typer.Option(min=1)] = 16,
     learning_rate: Annotated[
         float | None, typer.Option(help="Default: 1e-4 (decoder) or 1e-3 (lora).")

@@ -49,7 +49,7 @@ class Settings(BaseSettings):
     threads: int = Field(default=0, ge=0)
     chat_model: str = "smollm2-135m-yoga"  # the fine-tuned one; base: smollm2-135m-instruct
     embedding_model: str = "all-minilm-l6-v2"
-    speech_to_text_model: str = "whisper-tiny.en"
+    speech_to_text_model: str = "whisper-tiny.en-yoga"  # the fine-tune; base: whisper-tiny.en
     text_to_speech_model: str = "piper-joe-medium"
     # CPU threads of each speech model (CTranslate2 for Whisper, ONNX Runtime for Piper);
     # 0 = the measured default, 1: Whisper is faster at 1 than at 2 on the 2-core machine, and

@@ -47,7 +47,7 @@ class AsrParams(BaseModel):
     voices_per_line: int = Field(
         default=4, ge=1, le=12, description="Synthetic speakers saying each uploaded line."
     )
-    epochs: int = Field(default=5, ge=1, le=30)
+    epochs: int = Field(default=4, ge=1, le=30)
     batch_size: int = Field(default=16, ge=1, le=64)
     learning_rate: float | None = Field(default=None, gt=0, le=1e-2)
     max_steps: int | None = Field(default=None, ge=1, description="Stop after this many steps.")

@@ -44,7 +44,7 @@ from omnicoach.models.whisper_weights import DECODER_WEIGHTS, LORA_ADAPTER, to_t
 # Whisper reads and writes it.
 PREVIOUS, START, NO_TIMESTAMPS, END = 50360, 50257, 50362, 50256
 MAX_LABEL_TOKENS = 120
-MAX_PROMPT_TOKENS = 223  # what faster-whisper keeps of a prompt: half the context, less one
+PROMPT_RUN = 48  # the longest run of hotwords a training clip follows
 # The share of training clips decoded after a prompt — another clip's words, or the knowledge
 # base's names as hotwords — as serving may give one: without them the decoder forgets how to
 # stop where the speech stops once a prompt comes first.
@@ -57,7 +57,7 @@ class AsrTraining:
     speech: Path = REPO / "data" / "speech"
     out: Path = REPO / "artifacts" / "asr"
     method: Literal["decoder", "lora"] = "decoder"
-    epochs: int = 5
+    epochs: int = 4
     batch_size: int = 16
     learning_rate: float | None = None  # default: 1e-4 for decoder, 1e-3 for lora
     lora_rank: int = 16
@@ -131,14 +131,17 @@ def encode_clips(model, tokenizer, folder: Path, rows: list[dict], progress) -> 
 
 
 def add_prompts(examples: list[dict], hotwords: list[int], seed: int) -> None:
-    """Give a seeded PROMPTED share of EXAMPLES a prompt to follow: half of them HOTWORDS (the
-    names' tokens), half another example's words."""
+    """Give a seeded PROMPTED share of EXAMPLES a prompt to follow: half of them a run of
+    HOTWORDS (the names' tokens; a run of up to PROMPT_RUN tokens keeps the batches short),
+    half another example's words."""
     rng = random.Random(seed)
     for example in examples:
         if rng.random() < PROMPTED:
-            other = rng.choice(examples)["labels"][1:-1]  # its words, without the markers
-            prompt = hotwords if rng.random() < 0.5 else other
-            example["prompt"] = prompt[-MAX_PROMPT_TOKENS:]
+            if rng.random() < 0.5:
+                start = rng.randrange(max(1, len(hotwords) - PROMPT_RUN))
+                example["prompt"] = hotwords[start : start + rng.randint(8, PROMPT_RUN)]
+            else:  # another clip's words, without the markers
+                example["prompt"] = rng.choice(examples)["labels"][1:-1]
 
 
 def collate(batch: list[dict]) -> dict:
