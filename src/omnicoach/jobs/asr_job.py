@@ -31,6 +31,8 @@ BUNDLED_SPEECH = REPO / "data" / "speech"
 
 
 class AsrParams(BaseModel):
+    """The job's settings; the training's defaults are AsrTraining's."""
+
     model_config = {"extra": "forbid"}
 
     file_id: str | None = Field(
@@ -40,18 +42,18 @@ class AsrParams(BaseModel):
         "the knowledge base's exercises.",
     )
     method: str = Field(
-        default="decoder",
+        default=AsrTraining.method,
         pattern="^(decoder|lora)$",
         description="decoder: train the decoder's layers; lora: a LoRA adapter on them.",
     )
     voices_per_line: int = Field(
         default=4, ge=1, le=12, description="Synthetic speakers saying each uploaded line."
     )
-    epochs: int = Field(default=4, ge=1, le=30)
-    batch_size: int = Field(default=16, ge=1, le=64)
+    epochs: int = Field(default=AsrTraining.epochs, ge=1, le=30)
+    batch_size: int = Field(default=AsrTraining.batch_size, ge=1, le=64)
     learning_rate: float | None = Field(default=None, gt=0, le=1e-2)
     max_steps: int | None = Field(default=None, ge=1, description="Stop after this many steps.")
-    seed: int = 0
+    seed: int = AsrTraining.seed
 
 
 def prepare(params: AsrParams, caller: Submission) -> AsrParams:
